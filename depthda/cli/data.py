@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from depthda.cli.evaluate import GroundTruth, Split
+
 data_app = typer.Typer(help="Dataset preparation.", no_args_is_help=True)
+
+
+@data_app.command("export-gt")
+def export_gt(
+    data_root: Path = typer.Option(..., help="KITTI raw root."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .npz file."),
+    split: Split = typer.Option(Split.eigen, help="Shipped split: eigen (697) or eigen_benchmark (652)."),
+    split_file: Optional[Path] = typer.Option(None, help="Split file in Eigen format; overrides --split."),
+    gt: GroundTruth = typer.Option(GroundTruth.velodyne, help="Velodyne projection or KITTI annotated depth."),
+) -> None:
+    """Write the ground truth of every frame of a split into one compressed file for `eval --gt-file`."""
+    from depthda.data.gt_file import export_ground_truth
+    from depthda.kitti_eval import resolve_split
+
+    frames = resolve_split(split.value, split_file)
+    path = export_ground_truth(frames, data_root, gt.value, out)
+    typer.echo(f"wrote {gt.value} ground truth of {len(frames)} frames to {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,74 @@
-"""`depthda eval ...`: evaluation against published protocols."""
+"""`depthda eval kitti`: the standard KITTI depth metrics on the Eigen split."""
 
 from __future__ import annotations
 
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-eval_app = typer.Typer(help="Evaluate depth predictions.", no_args_is_help=True)
+from depthda.evaluate import EvalProtocol
+
+eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True)
+
+
+class Split(str, Enum):
+    eigen = "eigen"
+    eigen_benchmark = "eigen_benchmark"
+
+
+class GroundTruth(str, Enum):
+    velodyne = "velodyne"
+    annotated = "annotated"
+
+
+class Crop(str, Enum):
+    garg = "garg"
+    eigen = "eigen"
+    none = "none"
+
+
+class Scaling(str, Enum):
+    none = "none"
+    median = "median"
+
+
+@eval_app.command("kitti")
+def kitti(
+    data_root: Optional[Path] = typer.Option(None, help="KITTI raw root (<root>/<date>/<drive>_sync/...)."),
+    split: Split = typer.Option(Split.eigen, help="Shipped split: eigen (697) or eigen_benchmark (652)."),
+    split_file: Optional[Path] = typer.Option(None, help="Split file in Eigen format; overrides --split."),
+    gt: GroundTruth = typer.Option(GroundTruth.velodyne, help="Velodyne projection or KITTI annotated depth."),
+    gt_file: Optional[Path] = typer.Option(None, help="Ground truth exported by `depthda data export-gt`."),
+    predictions: Optional[Path] = typer.Option(None, help="N×H×W float .npy of depth in metres, split order."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Run this pipeline checkpoint on the images instead."),
+    no_style: bool = typer.Option(False, "--no-style", help="With --checkpoint: skip the style stage."),
+    focal: Optional[float] = typer.Option(None, help="With --checkpoint: scale depth by focal length (px)."),
+    device: str = typer.Option("auto", help="With --checkpoint: auto, cpu, cuda or cuda:N."),
+    crop: Crop = typer.Option(Crop.garg, help="Evaluation crop (garg is the literature's default)."),
+    min_depth: float = typer.Option(1e-3, help="Ground truth at or below is ignored; predictions clamped."),
+    max_depth: float = typer.Option(80.0, help="Ground truth at or above is ignored; predictions clamped."),
+    scaling: Scaling = typer.Option(Scaling.none, help="median: scale each prediction by median(gt)/median(pred)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics, protocol and frame count."),
+    per_frame_csv: Optional[Path] = typer.Option(None, help="Write per-frame metrics as CSV."),
+    plots: Optional[Path] = typer.Option(None, help="Folder for error-by-distance and worst-frame plots."),
+) -> None:
+    """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
+    from depthda.kitti_eval import evaluate_kitti, write_reports
+
+    protocol = EvalProtocol(crop=crop.value, min_depth=min_depth, max_depth=max_depth, scaling=scaling.value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate_kitti(
+            data_root=data_root, split=split.value, split_file=split_file, gt=gt.value, gt_file=gt_file,
+            predictions=predictions, checkpoint=checkpoint, protocol=protocol, use_style=not no_style,
+            device=device, focal_px=focal, plots=plots)
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
+    typer.echo(result.table())
+    write_reports(result, json_out, per_frame_csv)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,95 @@
+"""One compressed file holding every ground-truth depth map of a split.
+
+Projecting 697 velodyne scans takes minutes; evaluating from this file takes seconds. Maps are
+stored sparsely (flat pixel index + depth per valid pixel), so velodyne ground truth compresses
+to a few percent of its dense size, and the file is a plain .npz that loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from depthda.data.kitti import KittiFrame, check_files, load_ground_truth, required_files
+from depthda.errors import DepthdaError
+from depthda.utils.fsio import atomic_path
+
+FORMAT = "depthda-gt-v1"
+
+
+def export_ground_truth(frames: list[KittiFrame], root: str | Path, gt: str, out: str | Path,
+                        progress: bool = True) -> Path:
+    root, out = Path(root), Path(out)
+    check_files([required_files(f, root, gt) for f in frames], f"{gt} ground-truth")
+    shapes, offsets, indices, depths = [], [0], [], []
+    for frame in tqdm(frames, desc=f"export {gt} gt", unit="frame", disable=not progress):
+        depth = load_ground_truth(frame, root, gt)
+        flat = depth.ravel()
+        valid = np.flatnonzero(flat > 0)
+        shapes.append(depth.shape)
+        indices.append(valid.astype(np.uint32))
+        depths.append(flat[valid].astype(np.float32))
+        offsets.append(offsets[-1] + len(valid))
+    meta = {"format": FORMAT, "gt": gt, "frames": [str(f) for f in frames]}
+    with atomic_path(out, suffix=".npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                meta=np.array(json.dumps(meta)),
+                shapes=np.array(shapes, dtype=np.int32).reshape(-1, 2),
+                offsets=np.array(offsets, dtype=np.int64),
+                indices=np.concatenate(indices) if indices else np.zeros(0, np.uint32),
+                depths=np.concatenate(depths) if depths else np.zeros(0, np.float32),
+            )
+    return out
+
+
+class GroundTruthFile:
+    """Read access to an exported ground-truth file, frame by frame."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DepthdaError(f"ground-truth file not found: {self.path}")
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                self.meta = json.loads(str(data["meta"]))
+                self._shapes = data["shapes"]
+                self._offsets = data["offsets"]
+                self._indices = data["indices"]
+                self._depths = data["depths"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise DepthdaError(f"not a depthda ground-truth file ({exc}): {self.path}") from exc
+        if self.meta.get("format") != FORMAT:
+            raise DepthdaError(f"unknown ground-truth file format {self.meta.get('format')!r}: {self.path}")
+
+    @property
+    def frames(self) -> list[str]:
+        return list(self.meta["frames"])
+
+    @property
+    def gt_kind(self) -> str:
+        return self.meta["gt"]
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        h, w = (int(x) for x in self._shapes[i])
+        start, stop = self._offsets[i], self._offsets[i + 1]
+        depth = np.zeros(h * w, dtype=np.float32)
+        depth[self._indices[start:stop]] = self._depths[start:stop]
+        return depth.reshape(h, w)
+
+    def check_matches(self, frames: list[KittiFrame], gt: str) -> None:
+        if self.gt_kind != gt:
+            raise DepthdaError(f"{self.path} holds {self.gt_kind} ground truth, but --gt {gt} was asked for")
+        names = [str(f) for f in frames]
+        if names != self.frames:
+            first = next((i for i, (a, b) in enumerate(zip(names, self.frames)) if a != b), min(len(names), len(self.frames)))
+            raise DepthdaError(
+                f"{self.path} was exported for another split ({len(self.frames)} frames vs {len(names)}; "
+                f"first difference at line {first + 1})")

@@ -1,0 +1,175 @@
+"""KITTI depth evaluation with the protocol of the published Eigen-split tables.
+
+For each frame: crop (Garg et al. 2016 by default), keep ground truth inside
+(min_depth, max_depth), optionally scale the prediction by median(gt)/median(pred), clamp the
+prediction into [min_depth, max_depth], then compute the metrics of depthda.metrics over the
+remaining pixels. Frames are averaged with equal weight.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from depthda.errors import DepthdaError
+from depthda.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
+
+# Fractions of the image kept by each crop: (top, bottom, left, right).
+CROPS = {
+    # Garg et al. 2016, used by monodepth/monodepth2 for the Eigen split.
+    "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+    # Eigen et al. 2014, as implemented in monodepth's evaluation.
+    "eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),
+    "none": None,
+}
+SCALINGS = ("none", "median")
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    crop: str = "garg"
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    scaling: str = "none"
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise DepthdaError(f"unknown crop {self.crop!r} (use {', '.join(CROPS)})")
+        if self.scaling not in SCALINGS:
+            raise DepthdaError(f"unknown scaling {self.scaling!r} (use {', '.join(SCALINGS)})")
+        if not 0 <= self.min_depth < self.max_depth:
+            raise DepthdaError(f"need 0 <= min-depth < max-depth, got {self.min_depth} and {self.max_depth}")
+
+    def describe(self) -> str:
+        return (f"crop={self.crop}, depth range ({self.min_depth:g}, {self.max_depth:g}) m, "
+                f"scaling={self.scaling}, metrics averaged per image")
+
+
+def crop_mask(shape: tuple[int, int], crop: str) -> np.ndarray:
+    h, w = shape
+    mask = np.zeros((h, w), dtype=bool)
+    fractions = CROPS[crop]
+    if fractions is None:
+        mask[:] = True
+        return mask
+    top, bottom, left, right = np.array(fractions) * np.array([h, h, w, w])
+    # Truncation as in the reference implementations, so identical pixels are kept.
+    mask[int(top):int(bottom), int(left):int(right)] = True
+    return mask
+
+
+def resize_prediction(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    pred = np.asarray(pred, dtype=np.float32)
+    if pred.shape == tuple(shape):
+        return pred
+    return cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass
+class FrameResult:
+    metrics: dict[str, float]
+    scale: float
+    valid_pixels: int
+    # The evaluated pixels (kept only when asked, for plots): ground truth and final prediction.
+    gt: np.ndarray | None = None
+    pred: np.ndarray | None = None
+
+
+def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol,
+                   keep_pixels: bool = False) -> FrameResult | None:
+    """Metrics of one frame, or None when no ground-truth pixel survives crop and range."""
+    pred = resize_prediction(pred, gt.shape)
+    mask = (gt > protocol.min_depth) & (gt < protocol.max_depth) & crop_mask(gt.shape, protocol.crop)
+    if not mask.any():
+        return None
+    gt_valid, pred_valid = gt[mask].astype(np.float64), pred[mask].astype(np.float64)
+    scale = 1.0
+    if protocol.scaling == "median":
+        median_pred = np.median(pred_valid)
+        if median_pred <= 0:
+            raise DepthdaError("median scaling needs positive predictions; the median prediction is not")
+        scale = float(np.median(gt_valid) / median_pred)
+        pred_valid = pred_valid * scale
+    pred_valid = np.clip(pred_valid, protocol.min_depth, protocol.max_depth)
+    result = FrameResult(compute_depth_metrics(gt_valid, pred_valid), scale, int(mask.sum()))
+    if keep_pixels:
+        result.gt, result.pred = gt_valid.astype(np.float32), pred_valid.astype(np.float32)
+    return result
+
+
+@dataclass
+class EvalResult:
+    protocol: EvalProtocol
+    metrics: dict[str, float]
+    frames: list[str]
+    per_frame: list[FrameResult | None]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.frames) - len(self.skipped)
+
+    def to_json(self) -> dict:
+        out = {name: self.metrics[name] for name in METRIC_NAMES}
+        out["protocol"] = asdict(self.protocol)
+        out["frames"] = self.evaluated
+        out["skipped_frames"] = len(self.skipped)
+        scales = [r.scale for r in self.per_frame if r is not None]
+        if self.protocol.scaling == "median":
+            out["median_scale"] = {"mean": float(np.mean(scales)), "std": float(np.std(scales))}
+        return out
+
+    def table(self) -> str:
+        head = " ".join(f"{n:>9}" for n in METRIC_NAMES)
+        values = " ".join(f"{self.metrics[n]:9.4f}" for n in METRIC_NAMES)
+        lines = [f"protocol: {self.protocol.describe()}",
+                 f"frames: {self.evaluated} evaluated, {len(self.skipped)} skipped (no valid ground truth)",
+                 head, values]
+        return "\n".join(lines)
+
+
+def check_predictions(preds: np.ndarray, count: int) -> None:
+    if preds.ndim != 3:
+        raise DepthdaError(f"predictions must be an N×H×W array, got shape {preds.shape}")
+    if len(preds) != count:
+        raise DepthdaError(f"predictions hold {len(preds)} frames but the split has {count}")
+    if not np.issubdtype(preds.dtype, np.floating):
+        raise DepthdaError(f"predictions must be float depth in metres, got dtype {preds.dtype}")
+    bad = [i for i in range(len(preds)) if not np.isfinite(preds[i]).all()]
+    if bad:
+        raise DepthdaError(f"predictions contain NaN or inf in {len(bad)} frame(s), first: frame {bad[0]}")
+
+
+def evaluate(frame_names: Sequence[str], gts: Sequence[np.ndarray] | Callable[[int], np.ndarray],
+             preds: Sequence[np.ndarray] | Callable[[int], np.ndarray], protocol: EvalProtocol,
+             progress: Callable | None = None, keep_pixels: bool = False) -> EvalResult:
+    """Evaluate frame i's prediction against its ground truth, for every frame.
+
+    `gts` and `preds` are sequences or functions of the frame index, so ground truth and model
+    outputs can be produced lazily.
+    """
+    get_gt = gts if callable(gts) else gts.__getitem__
+    get_pred = preds if callable(preds) else preds.__getitem__
+    per_frame: list[FrameResult | None] = []
+    skipped: list[str] = []
+    indices = range(len(frame_names))
+    for i in progress(indices) if progress else indices:
+        pred = np.asarray(get_pred(i))
+        if not np.all(np.isfinite(pred)):
+            raise DepthdaError(f"prediction for frame {i} ({frame_names[i]}) contains NaN or inf")
+        result = evaluate_frame(np.asarray(get_gt(i), dtype=np.float32), pred, protocol, keep_pixels)
+        per_frame.append(result)
+        if result is None:
+            skipped.append(frame_names[i])
+    if skipped:
+        warnings.warn(f"{len(skipped)} frame(s) have no valid ground-truth pixel after cropping and were "
+                      f"skipped, first: {skipped[0]}", stacklevel=2)
+    valid = [r.metrics for r in per_frame if r is not None]
+    if not valid:
+        raise DepthdaError(f"none of the {len(frame_names)} frames has a valid ground-truth pixel "
+                           f"({protocol.describe()})")
+    return EvalResult(protocol, mean_metrics(valid), list(frame_names), per_frame, skipped)

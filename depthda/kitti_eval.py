@@ -1,0 +1,128 @@
+"""`depthda eval kitti` as a Python function: ground truth, predictions, metrics and reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from depthda.data.gt_file import GroundTruthFile
+from depthda.data.kitti import (KittiFrame, check_files, load_ground_truth, named_split_path, read_split,
+                                required_files)
+from depthda.errors import DepthdaError
+from depthda.evaluate import EvalProtocol, EvalResult, check_predictions, evaluate
+from depthda.metrics import METRIC_NAMES
+from depthda.utils.fsio import write_text_atomic
+
+
+@dataclass
+class KittiEvalInputs:
+    frames: list[KittiFrame]
+    data_root: Path | None
+    gt: str
+    get_gt: Callable[[int], np.ndarray]
+
+
+def resolve_split(split: str | None, split_file: str | Path | None) -> list[KittiFrame]:
+    if split_file is not None:
+        return read_split(split_file)
+    return read_split(named_split_path(split or "eigen"))
+
+
+def ground_truth_source(frames: list[KittiFrame], data_root: str | Path | None, gt: str,
+                        gt_file: str | Path | None = None) -> Callable[[int], np.ndarray]:
+    if gt_file is not None:
+        exported = GroundTruthFile(gt_file)
+        exported.check_matches(frames, gt)
+        return exported.__getitem__
+    if data_root is None:
+        raise DepthdaError("give --data-root (KITTI raw root) or --gt-file (from `depthda data export-gt`)")
+    root = Path(data_root)
+    if not root.is_dir():
+        raise DepthdaError(f"KITTI data root not found: {root}")
+    check_files([required_files(f, root, gt) for f in frames], f"{gt} ground-truth")
+    return lambda i: load_ground_truth(frames[i], root, gt)
+
+
+def image_source(frames: list[KittiFrame], data_root: str | Path | None) -> Callable[[int], np.ndarray]:
+    if data_root is None:
+        raise DepthdaError("--data-root is needed to read the KITTI images")
+    from depthda.utils.images import read_rgb
+
+    root = Path(data_root)
+    check_files([[f.image_path(root)] for f in frames], "image")
+    return lambda i: read_rgb(frames[i].image_path(root))
+
+
+def load_predictions(path: str | Path, count: int) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise DepthdaError(f"predictions file not found: {path}")
+    try:
+        preds = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DepthdaError(f"cannot read predictions (expected an N×H×W float .npy): {path}") from exc
+    check_predictions(preds, count)
+    return preds
+
+
+def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
+                      use_style: bool = True, focal_px: float | None = None) -> Callable[[int], np.ndarray]:
+    from depthda.pipeline import DepthPipeline  # torch models load only when a model is evaluated
+
+    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style)
+    return lambda i: pipe(get_image(i), focal_px=focal_px) if focal_px else pipe(get_image(i))
+
+
+def write_reports(result: EvalResult, json_path: str | Path | None = None,
+                  csv_path: str | Path | None = None) -> None:
+    if json_path is not None:
+        write_text_atomic(json_path, json.dumps(result.to_json(), indent=2) + "\n")
+    if csv_path is not None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["frame", "status", "valid_pixels", "scale", *METRIC_NAMES])
+        for name, frame in zip(result.frames, result.per_frame):
+            if frame is None:
+                writer.writerow([name, "skipped", 0, "", *[""] * len(METRIC_NAMES)])
+            else:
+                writer.writerow([name, "ok", frame.valid_pixels, f"{frame.scale:.6g}",
+                                 *[f"{frame.metrics[m]:.6g}" for m in METRIC_NAMES]])
+        write_text_atomic(csv_path, buffer.getvalue())
+
+
+def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "eigen",
+                   split_file: str | Path | None = None, gt: str = "velodyne", gt_file: str | Path | None = None,
+                   predictions: str | Path | None = None, checkpoint: str | Path | None = None,
+                   protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
+                   focal_px: float | None = None, plots: str | Path | None = None,
+                   progress: bool = True) -> EvalResult:
+    """Evaluate predictions (an .npy file) or a model checkpoint on a KITTI split."""
+    if (predictions is None) == (checkpoint is None):
+        raise DepthdaError("give exactly one of --predictions FILE or --checkpoint DIR")
+    if gt not in ("velodyne", "annotated"):
+        raise DepthdaError(f"unknown ground truth {gt!r} (use velodyne or annotated)")
+    frames = resolve_split(split, split_file)
+    get_gt = ground_truth_source(frames, data_root, gt, gt_file)
+    get_image = image_source(frames, data_root) if (checkpoint is not None or plots is not None) else None
+    if predictions is not None:
+        preds = load_predictions(predictions, len(frames))
+        get_pred = preds.__getitem__
+    else:
+        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px)
+    bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
+    names = [str(f) for f in frames]
+    result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None)
+    if plots is not None:
+        from depthda.eval_plots import plot_error_by_distance, plot_worst_frames
+
+        plots = Path(plots)
+        plot_error_by_distance(result, plots / "error_by_distance.png")
+        plot_worst_frames(result, get_image, get_gt, get_pred, plots / "worst_frames.png")
+    return result
