@@ -1,6 +1,6 @@
 # depthda on a CUDA PyTorch runtime. Build: docker build -t depthda .
 # Run:   docker run --gpus all -v /path/to/kitti:/data/kitti -v $PWD/outputs:/outputs depthda \
-#          predict /data/samples/dashcam_3s.mp4 -o /outputs/depth.mp4
+#          predict /opt/depthda/data/samples/dashcam_3s.mp4 -o /outputs/depth.mp4
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
@@ -9,8 +9,9 @@ COPY pyproject.toml README.md ./
 COPY depthda ./depthda
 COPY checkpoints ./checkpoints
 COPY data ./data
-# torch comes from the base image; the pins in pyproject accept it, so pip keeps it.
-RUN pip install -e ".[export]" && ln -s /opt/depthda/data/samples /data-samples
+# torch comes from the base image; pyproject's range accepts it, so pip keeps it.
+# Editable install: the shipped checkpoints/ and data/ stay where depthda looks for them.
+RUN pip install -e ".[export]"
 
 VOLUME ["/data", "/outputs"]
 WORKDIR /outputs

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from depthda.baselines import BASELINES
 from depthda.data.gt_file import GroundTruthFile
 from depthda.data.kitti import (KittiFrame, check_files, load_ground_truth, named_split_path, read_split,
                                 required_files)
@@ -100,12 +101,13 @@ def write_reports(result: EvalResult, json_path: str | Path | None = None,
 def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "eigen",
                    split_file: str | Path | None = None, gt: str = "velodyne", gt_file: str | Path | None = None,
                    predictions: str | Path | None = None, checkpoint: str | Path | None = None,
+                   baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
                    focal_px: float | None = None, plots: str | Path | None = None,
                    progress: bool = True) -> EvalResult:
-    """Evaluate predictions (an .npy file) or a model checkpoint on a KITTI split."""
-    if (predictions is None) == (checkpoint is None):
-        raise DepthdaError("give exactly one of --predictions FILE or --checkpoint DIR")
+    """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split."""
+    if sum(x is not None for x in (predictions, checkpoint, baseline)) != 1:
+        raise DepthdaError("give exactly one of --predictions FILE, --checkpoint DIR or --baseline NAME")
     if gt not in ("velodyne", "annotated"):
         raise DepthdaError(f"unknown ground truth {gt!r} (use velodyne or annotated)")
     frames = resolve_split(split, split_file)
@@ -114,6 +116,10 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     if predictions is not None:
         preds = load_predictions(predictions, len(frames))
         get_pred = preds.__getitem__
+    elif baseline is not None:
+        if baseline not in BASELINES:
+            raise DepthdaError(f"unknown baseline {baseline!r} (use {', '.join(BASELINES)})")
+        get_pred = lambda i: BASELINES[baseline](get_gt(i).shape)  # noqa: E731
     else:
         get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None

@@ -278,3 +278,20 @@ def test_697_frames_from_exported_gt_evaluate_fast(tmp_path):
     elapsed = time.perf_counter() - start
     assert result.evaluated == 697
     assert elapsed < 30, f"697 frames took {elapsed:.1f} s"
+
+
+# ---------------------------------------------------------------- baselines
+def test_ground_plane_baseline_formula_and_cli(raw_root, tiny_split, tmp_path):
+    from depthda.baselines import ground_plane_depth
+    depth = ground_plane_depth((375, 1242))
+    assert depth[300, 10] == pytest.approx(1.65 * 721.5377 / (300.5 - 172.854), rel=1e-5)
+    assert depth[100, 0] == 20.0  # above the horizon: capped at the constant baseline's depth
+    double = ground_plane_depth((750, 2484))  # intrinsics scale with the image
+    assert double[600, 0] == pytest.approx(1.65 * 721.5377 * 2 / (600.5 - 172.854 * 2), rel=1e-5)
+    for baseline in ("constant", "ground-plane"):
+        out = tmp_path / f"{baseline}.json"
+        assert run(["eval", "kitti", "--data-root", str(raw_root), "--split-file", str(tiny_split),
+                    "--gt", "annotated", "--baseline", baseline, "--json", str(out)]) == 0
+    constant = json.loads((tmp_path / "constant.json").read_text())
+    plane = json.loads((tmp_path / "ground-plane.json").read_text())
+    assert plane["abs_rel"] < constant["abs_rel"]  # the road is the strongest cue

@@ -29,5 +29,19 @@ def export_gt(
     typer.echo(f"wrote {gt.value} ground truth of {len(frames)} frames to {path}")
 
 
+@data_app.command("object-as-raw")
+def object_as_raw(
+    object_root: Path = typer.Option(..., help="KITTI object folder with image_2/, velodyne/, calib/."),
+    frame: str = typer.Option(..., help="Frame id, e.g. 000008."),
+    out: Path = typer.Option(..., "--out", "-o", help="KITTI raw root to write into."),
+    drive: str = typer.Option("2011_09_26/2011_09_26_drive_9000_sync", help="Made-up <date>/<drive>_sync folder."),
+) -> None:
+    """Lay out one KITTI object frame (with its velodyne scan) as a raw drive, for `eval kitti --gt velodyne`."""
+    from depthda.data.kitti_object import object_frame_as_raw
+
+    line = object_frame_as_raw(object_root, frame, out, drive)
+    typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

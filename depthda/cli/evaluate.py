@@ -24,6 +24,11 @@ class GroundTruth(str, Enum):
     annotated = "annotated"
 
 
+class Baseline(str, Enum):
+    constant = "constant"
+    ground_plane = "ground-plane"
+
+
 class Crop(str, Enum):
     garg = "garg"
     eigen = "eigen"
@@ -44,6 +49,7 @@ def kitti(
     gt_file: Optional[Path] = typer.Option(None, help="Ground truth exported by `depthda data export-gt`."),
     predictions: Optional[Path] = typer.Option(None, help="N×H×W float .npy of depth in metres, split order."),
     checkpoint: Optional[Path] = typer.Option(None, help="Run this pipeline checkpoint on the images instead."),
+    baseline: Optional[Baseline] = typer.Option(None, help="Evaluate a reference predictor instead of a model."),
     no_style: bool = typer.Option(False, "--no-style", help="With --checkpoint: skip the style stage."),
     focal: Optional[float] = typer.Option(None, help="With --checkpoint: scale depth by focal length (px)."),
     device: str = typer.Option("auto", help="With --checkpoint: auto, cpu, cuda or cuda:N."),
@@ -63,7 +69,8 @@ def kitti(
         warnings.simplefilter("always")
         result = evaluate_kitti(
             data_root=data_root, split=split.value, split_file=split_file, gt=gt.value, gt_file=gt_file,
-            predictions=predictions, checkpoint=checkpoint, protocol=protocol, use_style=not no_style,
+            predictions=predictions, checkpoint=checkpoint,
+            baseline=baseline.value if baseline else None, protocol=protocol, use_style=not no_style,
             device=device, focal_px=focal, plots=plots)
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
