@@ -1,0 +1,44 @@
+"""PatchGAN discriminator (pix2pix / CycleGAN): a score per overlapping image patch.
+
+With 3 stride-2 layers and 64 base filters each output sees a 70×70 patch, CycleGAN's published
+discriminator. The same network without normalisation is stage 1's WGAN-GP critic
+(depthda/models/critic.py): the gradient penalty is defined per sample, which batch norm breaks.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+PATCHGAN_PRESETS: dict[str, dict] = {
+    "paper": dict(base=64, n_layers=3),
+    # CPU-sized: 2 stride-2 layers still see 34×34 patches, plenty at 128×416.
+    "small": dict(base=32, n_layers=2),
+}
+
+
+def _norm(kind: str, ch: int) -> list[nn.Module]:
+    if kind == "instance":
+        return [nn.InstanceNorm2d(ch, affine=False)]
+    if kind == "batch":
+        return [nn.BatchNorm2d(ch)]
+    if kind == "none":
+        return []
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class PatchGAN(nn.Module):
+    def __init__(self, in_channels: int = 3, base: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, base, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        ch = base
+        for i in range(1, n_layers + 1):
+            out = base * min(2 ** i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(ch, out, 4, stride, 1, bias=norm == "none"), *_norm(norm, out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,78 @@
+"""Reading user images into one convention: H×W×3 uint8 in RGB order.
+
+Users hand us grayscale, RGBA, palette and 16-bit files; every reader converts them here so the
+networks only ever see 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from depthda.errors import DepthdaError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def to_rgb_uint8(img: np.ndarray, *, bgr: bool = True) -> np.ndarray:
+    """Convert a decoded image (gray, gray+alpha, BGR/RGB, BGRA/RGBA; uint8/uint16/float) to RGB uint8."""
+    img = np.asarray(img)
+    if img.dtype == np.uint16:
+        # 16-bit photos use the full range; a plain >> 8 keeps their appearance.
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        scale = 255.0 if img.size and float(np.nanmax(img)) <= 1.0 else 1.0
+        img = np.clip(np.nan_to_num(img) * scale, 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise DepthdaError(f"unsupported image dtype {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim != 3:
+        raise DepthdaError(f"unsupported image shape {img.shape}")
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(img)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB) if bgr else np.ascontiguousarray(img[:, :, :3])
+    raise DepthdaError(f"unsupported number of channels {channels}")
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as H×W×3 uint8 RGB; one clear error if it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DepthdaError(f"image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise DepthdaError(f"cannot decode image (corrupt or not an image): {path}")
+    return to_rgb_uint8(img, bgr=True)
+
+
+def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image atomically (format from the suffix)."""
+    from depthda.utils.fsio import atomic_path
+
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
+            raise DepthdaError(f"could not write {path}")
+
+
+def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """Image files under `folder`, recursive and sorted; also returns the non-image files skipped."""
+    folder = Path(folder)
+    images, skipped = [], []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts):
+            (images if is_image_file(p) else skipped).append(p)
+    return images, skipped
