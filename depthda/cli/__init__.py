@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "data",
     "evaluate",
+    "train",
 )
 
 for _name in COMMAND_MODULES:

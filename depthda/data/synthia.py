@@ -3,17 +3,49 @@
 On-disk format (SYNTHIA-RAND-CITYSCAPES and SYNTHIA-SEQS README, "DESCRIPTION"): RGB images are
 ordinary 8-bit PNGs; depth images are 16-bit-per-channel PNGs with the depth in centimetres
 repeated in each of the 3 channels. Pillow opens such files as 8-bit RGB and silently destroys
-the depth, so everything here goes through OpenCV with IMREAD_UNCHANGED.
+the depth, so everything here goes through OpenCV with IMREAD_UNCHANGED, and an 8-bit depth file
+(the trace of a Pillow round trip) is refused rather than misread.
+
+Layouts, told apart by `detect_layout`:
+  rand  SYNTHIA-RAND-CITYSCAPES  <root>/RGB/*.png            <root>/Depth/Depth/*.png
+  seqs  SYNTHIA-SEQS (one sequence folder, left front camera)
+                                 <root>/RGB/Stereo_Left/Omni_F/*.png   <root>/Depth/Stereo_Left/Omni_F/*.png
+RGB and depth are paired by file name.
+
+Depth range: `read_depth` caps depth at `max_depth` (default 80 m, the range of the KITTI
+evaluation the model is scored on; SYNTHIA's sky reaches the format's 655.35 m). 0 stays 0 and
+means "no depth".
+
+Train/validation split (`split_pairs`): a pair is validation when crc32(file stem) mod 1000 <
+round(val_fraction × 1000). The decision depends on the name alone, so it is the same on every
+machine and does not change with listing order or when files are added or removed. If that
+leaves no validation pair among ≥ 2 pairs (tiny datasets), the pair with the lowest hash bucket
+(ties: smallest name) becomes validation, and symmetrically the highest moves back to training if
+no training pair is left. SEQS frames are consecutive video frames, so a SEQS validation frame
+has near-duplicate neighbours in training: it measures fitting, not generalisation.
+
+Focal length: SYNTHIA's published camera has f = 532.740352 px at 1280×760 (cx 640, cy 380);
+an `intrinsics.json` at the root ({"fx": ..., "width": ...}) overrides it. A resize by s scales
+the focal length by s; a crop leaves it unchanged. So a sample resized to cover the training size
+and then cropped has focal f × (resized width / reference width) = `focal_at(resized width)` —
+not `focal_at(crop width)`. Each dataset item carries its own value in "focal_px".
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
+from depthda.data.augment import augment_pair
+from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_path
+from depthda.utils.images import read_rgb
 
 # SYNTHIA-RAND-CITYSCAPES: <root>/RGB/0000000.png and <root>/Depth/Depth/0000000.png
 RAND_RGB_DIR = Path("RGB")
@@ -56,3 +88,249 @@ def write_synthia_sample(root: str | Path, index: int, rgb: np.ndarray, depth_m:
             if not cv2.imwrite(str(tmp), img):
                 raise OSError(f"could not write {path}")
     return rgb_path, depth_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+LAYOUT_DIRS = {"rand": (RAND_RGB_DIR, RAND_DEPTH_DIR), "seqs": (SEQS_RGB_DIR, SEQS_DEPTH_DIR)}
+LAYOUT_NAMES = {"rand": "RAND-CITYSCAPES", "seqs": "SEQS"}
+# SYNTHIA's camera as hard-coded in public SYNTHIA tools (no file of the release states it): 1280×760.
+SYNTHIA_FOCAL_PX = 532.740352
+SYNTHIA_WIDTH_PX = 1280
+INTRINSICS_FILE = "intrinsics.json"
+# KITTI evaluation range (Eigen split tables cap at 80 m); SYNTHIA's sky would otherwise be 655 m.
+DEFAULT_MAX_DEPTH = 80.0
+VAL_BUCKETS = 1000
+SPLITS = ("train", "val", "all")
+# The authors' released inference code feeds the networks 256×1024 (H×W) images.
+DEFAULT_SIZE = (256, 1024)
+
+
+def _looked_for() -> str:
+    return " and ".join(f"{rgb.as_posix()}/ + {depth.as_posix()}/ ({LAYOUT_NAMES[name]})"
+                        for name, (rgb, depth) in LAYOUT_DIRS.items())
+
+
+def _root_contents(root: Path, limit: int = 10) -> str:
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    if not entries:
+        return "nothing (empty folder)"
+    more = f", … ({len(entries) - limit} more)" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more
+
+
+def _check_root(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DepthdaError(f"SYNTHIA root not found (or not a folder): {root}")
+    return root
+
+
+def detect_layout(root: str | Path) -> str:
+    """"rand" (RAND-CITYSCAPES) or "seqs" (SEQS), from the folders present under `root`."""
+    root = _check_root(root)
+    found = [name for name, (rgb, depth) in LAYOUT_DIRS.items()
+             if (root / rgb).is_dir() and (root / depth).is_dir()]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise DepthdaError(f"both SYNTHIA layouts under {root} ({_looked_for()}); point at one of them")
+    raise DepthdaError(f"no SYNTHIA layout under {root}: looked for {_looked_for()}; "
+                       f"found: {_root_contents(root)}")
+
+
+def _pngs(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir()
+            if p.suffix.lower() == ".png" and not p.name.startswith(".") and p.is_file()}
+
+
+def list_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """(RGB, depth) paths under a SYNTHIA root, matched by file name, sorted by name."""
+    root = _check_root(root)
+    layout = detect_layout(root)
+    rgb_dir, depth_dir = (root / d for d in LAYOUT_DIRS[layout])
+    rgbs, depths = _pngs(rgb_dir), _pngs(depth_dir)
+    if not rgbs and not depths:
+        raise DepthdaError(f"no PNG images in {rgb_dir} or {depth_dir}")
+    if rgbs.keys() != depths.keys():
+        no_depth = sorted(rgbs.keys() - depths.keys())
+        if no_depth:
+            example = f"{rgb_dir / no_depth[0]} has no {depth_dir / no_depth[0]}"
+        else:
+            name = sorted(depths.keys() - rgbs.keys())[0]
+            example = f"{depth_dir / name} has no {rgb_dir / name}"
+        raise DepthdaError(f"SYNTHIA RGB and depth do not match under {root}: {len(rgbs)} RGB and "
+                           f"{len(depths)} depth images; e.g. {example}")
+    return [(rgbs[name], depths[name]) for name in sorted(rgbs)]
+
+
+def read_depth(path: str | Path, max_depth: float | None = DEFAULT_MAX_DEPTH) -> np.ndarray:
+    """A SYNTHIA depth PNG as H×W float32 metres; 0 = no depth; capped at `max_depth` (None: no cap)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DepthdaError(f"depth file not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise DepthdaError(f"cannot decode depth image (corrupt or not an image): {path}")
+    if img.dtype == np.uint8:
+        raise DepthdaError(f"8-bit depth in {path}: SYNTHIA depth is 16-bit; "
+                           "was it saved through Pillow? Use the original file")
+    if img.dtype != np.uint16:
+        raise DepthdaError(f"unexpected depth pixel type {img.dtype} in {path}: SYNTHIA depth is 16-bit")
+    if img.ndim == 3:
+        if img.shape[2] != 3:
+            raise DepthdaError(f"depth {path} has {img.shape[2]} channels; SYNTHIA depth has 1 or 3")
+        if not (np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 0], img[:, :, 2])):
+            # SYNTHIA-AL/-SF spread one depth over R, G and B; that is a different encoding.
+            raise DepthdaError(f"depth {path} has 3 different channels; SYNTHIA-RAND/SEQS depth repeats "
+                               "centimetres in every channel (other SYNTHIA releases are not supported)")
+        img = img[:, :, 0]
+    depth = img.astype(np.float32) / np.float32(CM_PER_M)
+    if max_depth is not None:
+        if not max_depth > 0:
+            raise DepthdaError(f"max_depth must be positive, got {max_depth}")
+        np.minimum(depth, np.float32(max_depth), out=depth)
+    return depth
+
+
+def read_intrinsics(root: str | Path) -> tuple[float, int]:
+    """(focal length px, image width it refers to) from <root>/intrinsics.json, else SYNTHIA's."""
+    path = Path(root) / INTRINSICS_FILE
+    if not path.is_file():
+        return SYNTHIA_FOCAL_PX, SYNTHIA_WIDTH_PX
+    try:
+        data = json.loads(path.read_text())
+        fx, width = float(data["fx"]), int(data["width"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DepthdaError(f"{path} must be JSON with numbers \"fx\" and \"width\" ({exc})") from None
+    if not (fx > 0 and width > 0):
+        raise DepthdaError(f"{path}: fx and width must be positive")
+    return fx, width
+
+
+def _bucket(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8")) % VAL_BUCKETS
+
+
+def _split_by_stem(items: list, stem_of, val_fraction: float) -> tuple[list, list]:
+    if not 0.0 <= val_fraction < 1.0:
+        raise DepthdaError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    threshold = round(val_fraction * VAL_BUCKETS)
+    keys = [(stem_of(it), str(it)) for it in items]
+    by_name = sorted(range(len(items)), key=lambda i: keys[i])
+    is_val = [_bucket(keys[i][0]) < threshold for i in range(len(items))]
+    if val_fraction > 0 and len(items) >= 2:
+        by_bucket = sorted(range(len(items)), key=lambda i: (_bucket(keys[i][0]), keys[i]))
+        if not any(is_val):
+            is_val[by_bucket[0]] = True
+        if all(is_val):
+            is_val[by_bucket[-1]] = False
+    return ([items[i] for i in by_name if not is_val[i]], [items[i] for i in by_name if is_val[i]])
+
+
+def split_pairs(pairs: list[tuple[Path, Path]], val_fraction: float = 0.05
+                ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, val) by a hash of each RGB file stem; see the module docstring. Both sorted by name."""
+    return _split_by_stem(list(pairs), lambda pair: Path(pair[0]).stem, val_fraction)
+
+
+def _rgb_dir(root: Path) -> Path:
+    for rgb, _ in (LAYOUT_DIRS["seqs"], LAYOUT_DIRS["rand"]):
+        if (root / rgb).is_dir() and _pngs(root / rgb):
+            return root / rgb
+    raise DepthdaError(f"no SYNTHIA RGB images under {root}: looked for {SEQS_RGB_DIR.as_posix()}/*.png "
+                       f"(SEQS) and {RAND_RGB_DIR.as_posix()}/*.png (RAND-CITYSCAPES); "
+                       f"found: {_root_contents(root)}")
+
+
+def synthia_rgb_paths(root: str | Path, split: str = "all", val_fraction: float = 0.05) -> list[Path]:
+    """SYNTHIA RGB images (stage 2's synthetic domain), sorted; depth folders are not needed.
+
+    `split` "train"/"val" selects the same images as SynthiaDataset with that split.
+    """
+    root = _check_root(root)
+    if split not in SPLITS:
+        raise DepthdaError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    paths = sorted(_pngs(_rgb_dir(root)).values())
+    if split == "all":
+        return paths
+    train, val = _split_by_stem(paths, lambda p: p.stem, val_fraction)
+    return train if split == "train" else val
+
+
+class SynthiaDataset(Dataset):
+    """SYNTHIA (RGB, metric depth) pairs for supervised stage-1 training.
+
+    Items: {"rgb": float32 3×H×W in [-1, 1], "depth": float32 1×H×W metres (0 = invalid),
+    "name": file stem, "focal_px": float32 focal length of this crop in pixels}.
+    Training items are randomly zoomed/cropped/flipped/colour-jittered (depthda.data.augment);
+    "val" items — and any split with augment=False — are resized to cover `size` and centre-cropped.
+
+    Randomness is a pure function of (seed, epoch, index), so a resumed run that calls
+    `set_epoch(e)` and replays the sampler's order sees exactly the same samples, whatever the
+    number of DataLoader workers. The epoch is a plain per-process attribute: a wrapper may call
+    `set_epoch` inside workers per item without racing other workers (depthda.train.sampler's
+    StreamDataset does); set from the main process it reaches workers started afterwards, i.e.
+    not persistent_workers=True ones. Holds only paths and numbers: picklable for workers.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = DEFAULT_SIZE,
+                 augment: bool = True, max_depth: float | None = DEFAULT_MAX_DEPTH,
+                 val_fraction: float = 0.05, seed: int = 0):
+        if split not in SPLITS:
+            raise DepthdaError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
+            raise DepthdaError(f"size must be (height, width) in pixels, got {size}")
+        if max_depth is not None and not max_depth > 0:
+            raise DepthdaError(f"max_depth must be positive, got {max_depth}")
+        if int(seed) < 0:
+            raise DepthdaError(f"seed must be ≥ 0, got {seed}")
+        self.root = Path(root)
+        self.layout = detect_layout(self.root)
+        all_pairs = list_pairs(self.root)
+        train, val = split_pairs(all_pairs, val_fraction)
+        self.pairs = {"train": train, "val": val, "all": all_pairs}[split]
+        if not self.pairs:
+            raise DepthdaError(f"the {split!r} split of {self.root} is empty ({len(all_pairs)} pairs, "
+                               f"val_fraction {val_fraction})")
+        self.split = split
+        self.size = (int(size[0]), int(size[1]))
+        self.augment = bool(augment) and split != "val"
+        self.max_depth = max_depth
+        self.seed = int(seed)
+        self.focal_px, self.focal_width_px = read_intrinsics(self.root)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select epoch `epoch`'s augmentations; call before iterating each epoch (and on resume)."""
+        self.epoch = int(epoch)
+
+    def focal_at(self, width_px: float) -> float:
+        """Focal length in px once the full frame is resized to `width_px` wide.
+
+        Pass the resized width *before* cropping: cropping does not change the focal length.
+        """
+        return self.focal_px * float(width_px) / self.focal_width_px
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
+
+    def __getitem__(self, index: int) -> dict:
+        rgb_path, depth_path = self.pairs[index]
+        rgb = read_rgb(rgb_path)
+        depth = read_depth(depth_path, self.max_depth)
+        if rgb.shape[:2] != depth.shape:
+            raise DepthdaError(f"RGB {rgb_path} is {rgb.shape[1]}×{rgb.shape[0]} but its depth "
+                               f"{depth_path} is {depth.shape[1]}×{depth.shape[0]}")
+        rng = self.rng_for(index) if self.augment else None
+        full_width = rgb.shape[1]
+        rgb, depth, scale = augment_pair(rgb, depth, self.size, rng, train=self.augment)
+        rgb_t = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return {"rgb": rgb_t.contiguous(), "depth": torch.from_numpy(depth)[None].float(),
+                "name": rgb_path.stem,
+                "focal_px": torch.tensor(self.focal_at(full_width * scale), dtype=torch.float32)}

@@ -7,8 +7,8 @@ import torch
 from depthda.errors import DepthdaError
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
+def pick_device(name: str | None = "auto") -> torch.device:
+    if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)

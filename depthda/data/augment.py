@@ -1,0 +1,120 @@
+"""Paired RGB + depth augmentation for supervised depth training.
+
+Geometry (resize, crop, flip) is applied identically to both images; photometric jitter touches
+the RGB only. Depth is always resampled with centre-aligned nearest neighbour so every output
+depth value is one of the input values: interpolating across an object boundary would invent
+depths that exist nowhere in the scene, and would smear the 0 (= invalid) pixels into their
+neighbours.
+
+All randomness comes from the numpy Generator passed in, so the caller decides reproducibility
+(SynthiaDataset seeds one per (seed, epoch, index)). Draw order is fixed — zoom, crop y, crop x,
+flip, jitter — so switching jitter off leaves the geometry of a given seed unchanged.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Random zoom on top of the cover scale: up to 15 % extra, the range asked of stage 1.
+MAX_ZOOM = 1.15
+# monodepth2's colour augmentation: brightness/contrast/saturation ±0.2, hue ±0.1, applied to
+# half of the training samples. Gamma 0.8–1.2 is monodepth's (Godard et al. 2017) range.
+JITTER_P = 0.5
+BRIGHTNESS = 0.2
+CONTRAST = 0.2
+SATURATION = 0.2
+HUE = 0.1
+GAMMA = (0.8, 1.2)
+
+
+def cover_scale(height: int, width: int, size: tuple[int, int]) -> float:
+    """Smallest uniform scale at which a height×width image covers `size` = (H, W)."""
+    return max(size[0] / height, size[1] / width)
+
+
+def paired_resize_crop(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
+                       rng: np.random.Generator | None, train: bool = True,
+                       max_zoom: float = MAX_ZOOM) -> tuple[np.ndarray, np.ndarray, float]:
+    """Resize (aspect kept) so the pair covers `size` = (H, W), then crop to exactly `size`.
+
+    Training: scale = cover scale × U[1, max_zoom], random crop. Otherwise: cover scale, centre
+    crop, `rng` unused. Returns (rgb H×W×3, depth H×W, horizontal scale actually applied) — the
+    scale is what the focal length must be multiplied by (cropping does not change it).
+    """
+    out_h, out_w = int(size[0]), int(size[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    h, w = depth.shape[:2]
+    if rgb.shape[:2] != (h, w):
+        raise ValueError(f"rgb {rgb.shape[:2]} and depth {(h, w)} sizes differ")
+    scale = cover_scale(h, w, (out_h, out_w))
+    if train:
+        scale *= float(rng.uniform(1.0, max_zoom))
+    # max() guards against rounding a covering size just below the target.
+    new_h, new_w = max(out_h, round(h * scale)), max(out_w, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        # Area averaging when shrinking avoids aliasing; bilinear when enlarging.
+        rgb_interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=rgb_interp)
+        # NEAREST_EXACT samples pixel centres like the RGB resamplers do; plain INTER_NEAREST
+        # is shifted by up to half a source pixel relative to them.
+        depth = cv2.resize(depth, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT)
+    if train:
+        y0 = int(rng.integers(0, new_h - out_h + 1))
+        x0 = int(rng.integers(0, new_w - out_w + 1))
+    else:
+        y0, x0 = (new_h - out_h) // 2, (new_w - out_w) // 2
+    rgb = np.ascontiguousarray(rgb[y0:y0 + out_h, x0:x0 + out_w])
+    depth = np.ascontiguousarray(depth[y0:y0 + out_h, x0:x0 + out_w])
+    return rgb, depth, new_w / w
+
+
+def paired_hflip(rgb: np.ndarray, depth: np.ndarray, rng: np.random.Generator,
+                 p: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror both images left-right with probability p."""
+    if rng.random() < p:
+        return np.ascontiguousarray(rgb[:, ::-1]), np.ascontiguousarray(depth[:, ::-1])
+    return rgb, depth
+
+
+def color_jitter(rgb: np.ndarray, rng: np.random.Generator, brightness: float = BRIGHTNESS,
+                 contrast: float = CONTRAST, saturation: float = SATURATION, hue: float = HUE,
+                 gamma: tuple[float, float] = GAMMA) -> np.ndarray:
+    """Random brightness, contrast, saturation, hue shift and gamma on an H×W×3 uint8 RGB image.
+
+    Factors are drawn uniformly from [1-x, 1+x]; hue is a shift of ±`hue` of the colour circle.
+    """
+    b = rng.uniform(1 - brightness, 1 + brightness)
+    c = rng.uniform(1 - contrast, 1 + contrast)
+    s = rng.uniform(1 - saturation, 1 + saturation)
+    hue_shift = rng.uniform(-hue, hue)
+    g = rng.uniform(*gamma)
+
+    img = rgb.astype(np.float32) / 255.0
+    img = np.clip(img * b, 0.0, 1.0)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    img = np.clip((img - gray.mean()) * c + gray.mean(), 0.0, 1.0)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None]
+    img = np.clip((img - gray) * s + gray, 0.0, 1.0)
+    if hue_shift:
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)  # float input: H in degrees [0, 360)
+        hsv[:, :, 0] = np.mod(hsv[:, :, 0] + 360.0 * hue_shift, 360.0)
+        img = np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
+    img = np.power(img, g)
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def augment_pair(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
+                 rng: np.random.Generator | None, train: bool = True, jitter: bool = True,
+                 jitter_p: float = JITTER_P) -> tuple[np.ndarray, np.ndarray, float]:
+    """The full pipeline: resize + crop, then (training only) flip and RGB jitter.
+
+    Returns (rgb uint8 H×W×3, depth H×W, scale) like `paired_resize_crop`.
+    """
+    rgb, depth, scale = paired_resize_crop(rgb, depth, size, rng, train=train)
+    if train:
+        rgb, depth = paired_hflip(rgb, depth, rng)
+        if jitter and rng.random() < jitter_p:
+            rgb = color_jitter(rgb, rng)
+    return rgb, depth, scale

@@ -1,0 +1,226 @@
+"""The training loop both stages share.
+
+A stage is a `Task`: it builds its networks and optimisers, takes one optimisation step on a
+batch, validates, and says which generator to export. The Trainer does the rest identically for
+both: torchrun/DDP, reproducible data order, mixed precision, atomic checkpoints with every RNG
+state (so `--resume` continues exactly), the exported `model.safetensors` + `config.json`,
+the best weights by validation, TensorBoard, and a progress bar that separates waiting for data
+from computing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from depthda.errors import DepthdaError
+from depthda.models.weights import save_exported
+from depthda.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from depthda.train.config import TrainConfig, config_to_dict
+from depthda.train.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from depthda.train.sampler import StreamDataset, StreamSampler
+from depthda.utils.fsio import write_text_atomic
+
+
+class Task(Protocol):
+    name: str
+
+    def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None: ...
+    def train_dataset(self) -> Dataset: ...
+    def val_batches(self) -> list | None: ...
+    def train_step(self, batch, step: int) -> dict[str, float]: ...
+    def validate(self, batches: list) -> dict[str, float]: ...
+    def images(self, batch) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def compat(self) -> dict: ...
+    def export_model(self) -> nn.Module: ...
+    def export_config(self) -> dict: ...
+
+
+def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bf16 where supported (no loss scaling needed), else fp16."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _worker_init(_):
+    import cv2
+    cv2.setNumThreads(0)       # each loader worker is one process; OpenCV's own threads would oversubscribe
+    torch.set_num_threads(1)
+
+
+def _to_device(batch, device):
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return batch
+
+
+class Trainer:
+    def __init__(self, task: Task, cfg: TrainConfig, resume: bool = False, progress: bool = True):
+        self.task, self.cfg, self.resume, self.progress = task, cfg, resume, progress
+        self.out = Path(cfg.out)
+
+    # ---------------------------------------------------------------- set-up
+    def _check_run_folder(self) -> dict | None:
+        ckpt = self.out / CHECKPOINT_NAME
+        if self.resume:
+            state = load_checkpoint(ckpt)
+            want, have = self.task.compat(), state.get("compat", {})
+            diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+            if diff:
+                k, (old, new) = next(iter(diff.items()))
+                raise DepthdaError(f"cannot resume {ckpt}: it was trained with {k}={old}, this run asks for {k}={new}")
+            if state.get("step", 0) >= self.cfg.steps:
+                raise DepthdaError(f"{ckpt} is already at step {state['step']}; ask for more --steps to continue")
+            return state
+        if ckpt.exists():
+            raise DepthdaError(f"{self.out} already holds a training run; pass --resume to continue it or choose another --out")
+        return None
+
+    def _seed(self, rank: int) -> None:
+        seed = self.cfg.seed * 1000 + rank
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> dict:
+        cfg = self.cfg
+        dist, device = init_distributed(cfg.device)
+        try:
+            return self._run(dist, device)
+        finally:
+            shutdown_distributed()
+
+    def _run(self, dist: DistInfo, device: torch.device) -> dict:
+        cfg, task = self.cfg, self.task
+        state = self._check_run_folder()
+        self._seed(dist.rank)
+        task.build(device, dist, amp_dtype_for(device, cfg.amp))
+        start, best = 0, None
+        if state is not None:
+            task.load_state_dict(state["task"])
+            rngs = state["rng"]
+            if len(rngs) != dist.world_size:
+                raise DepthdaError(f"cannot resume: the checkpoint was written by {len(rngs)} processes, this run has {dist.world_size}")
+            set_rng_state(rngs[dist.rank])
+            start, best = int(state["step"]), state.get("best")
+
+        dataset = task.train_dataset()
+        if len(dataset) < cfg.batch_size:
+            raise DepthdaError(f"only {len(dataset)} training samples for a batch size of {cfg.batch_size}")
+        loader = DataLoader(
+            StreamDataset(dataset), batch_size=cfg.batch_size,
+            sampler=StreamSampler(len(dataset), cfg.seed, start * cfg.batch_size, dist.rank, dist.world_size),
+            num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=True,
+            worker_init_fn=_worker_init, persistent_workers=False,
+            # Its own generator: starting an iterator would otherwise draw from the global RNG and
+            # shift every later random number of a resumed run.
+            generator=torch.Generator().manual_seed(cfg.seed))
+        val = task.val_batches() if dist.is_main else None
+
+        writer = None
+        if dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.out / "train_config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(self.out / "tb"), purge_step=start if start else None)
+
+        bar = None
+        if dist.is_main and self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True)
+
+        it = iter(loader)
+        wait_total = compute_total = 0.0
+        window: dict[str, list[float]] = {}
+        images_seen = 0
+        t_prev = time.perf_counter()
+        try:
+            end = cfg.steps if cfg.stop_at is None else min(cfg.steps, max(start + 1, cfg.stop_at))
+            for step in range(start, end):
+                batch = next(it)
+                t_data = time.perf_counter()
+                batch = _to_device(batch, device)
+                logs = task.train_step(batch, step)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t_done = time.perf_counter()
+                wait, compute = t_data - t_prev, t_done - t_data
+                t_prev = t_done
+                if step > start:  # the first batch includes starting the loader workers
+                    wait_total += wait
+                    compute_total += compute
+                    images_seen += cfg.batch_size * dist.world_size
+                for k, v in {**logs, "time/data_wait_ms": wait * 1e3, "time/compute_ms": compute * 1e3}.items():
+                    window.setdefault(k, []).append(float(v))
+                done = step + 1
+                if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+                    for k, v in window.items():
+                        writer.add_scalar(k, float(np.mean(v)), done)
+                    ips = cfg.batch_size * dist.world_size * len(window["time/compute_ms"]) / max(
+                        1e-9, (sum(window["time/compute_ms"]) + sum(window["time/data_wait_ms"])) / 1e3)
+                    writer.add_scalar("time/images_per_s", ips, done)
+                    if bar is not None:
+                        main_loss = next((k for k in window if k.startswith("loss/")), None)
+                        bar.set_postfix({**({main_loss.split('/')[-1]: f"{np.mean(window[main_loss]):.4f}"} if main_loss else {}),
+                                         "img/s": f"{ips:.1f}",
+                                         "data%": f"{100 * np.sum(window['time/data_wait_ms']) / max(1e-9, np.sum(window['time/data_wait_ms']) + np.sum(window['time/compute_ms'])):.0f}"})
+                    window = {}
+                if writer is not None and cfg.image_every and (done % cfg.image_every == 0 or done == cfg.steps):
+                    for tag, grid in task.images(val[0] if val else batch).items():
+                        writer.add_image(tag, grid, done)
+                if bar is not None:
+                    bar.update(1)
+                is_last = done == cfg.steps
+                if dist.is_main and val and cfg.val_every and (done % cfg.val_every == 0 or is_last):
+                    metrics = task.validate(val)
+                    for k, v in metrics.items():
+                        writer.add_scalar(f"val/{k}", v, done)
+                    if best is None or metrics["score"] < best["score"]:
+                        best = {"step": done, **metrics}
+                        save_exported(self.out / "best", task.export_model(), {**task.export_config(), "step": done, "val": metrics})
+                if done % cfg.checkpoint_every == 0 or is_last or done == end:
+                    self._save(dist, done, best)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        measured = max(1e-9, wait_total + compute_total)
+        summary = {
+            "steps": end, "start": start, "world_size": dist.world_size,
+            "images_per_s": images_seen / measured,
+            "data_wait_fraction": wait_total / measured,
+            "compute_ms_per_step": 1e3 * compute_total / max(1, end - start - 1),
+            "data_wait_ms_per_step": 1e3 * wait_total / max(1, end - start - 1),
+            "best": best,
+        }
+        if dist.is_main:
+            write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _save(self, dist: DistInfo, done: int, best) -> None:
+        rngs = [rng_state()]
+        if dist.enabled:
+            import torch.distributed as tdist
+            rngs = [None] * dist.world_size
+            tdist.all_gather_object(rngs, rng_state())
+        if dist.is_main:
+            state = {"step": done, "task": self.task.state_dict(), "rng": rngs, "compat": self.task.compat(),
+                     "config": config_to_dict(self.cfg), "best": best}
+            save_checkpoint(self.out / CHECKPOINT_NAME, state)
+            save_exported(self.out, self.task.export_model(), {**self.task.export_config(), "step": done})
+        barrier(dist)

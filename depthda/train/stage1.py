@@ -1,0 +1,176 @@
+"""Stage 1: a U-Net learns RGB -> depth on synthetic data with L1 + WGAN-GP (Atapour-Abarghouei & Breckon 2018).
+
+Per generator step the critic takes `critic_steps` updates on the same batch: the generator's
+output does not change between them, so it is computed once and the critic's steps differ only in
+the gradient penalty's random interpolates. The generator then minimises
+λ·L1 + (1 − λ)·(−critic score) on valid pixels, in the network's log-depth space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from depthda.metrics import compute_depth_metrics, mean_metrics
+from depthda.models import build_model, preset_args
+from depthda.models.configs import depth_model_config
+from depthda.models.critic import build_critic, critic_score, gradient_penalty
+from depthda.models.depth_param import DepthParam
+from depthda.train.config import Stage1Config
+from depthda.train.distributed import DistInfo, average_gradients, unwrap, wrap_ddp
+from depthda.train.visuals import colour_encoded_depth, rgb01, rows_grid
+
+CRITIC_PRESETS = {"paper": dict(base=64, n_layers=3), "small": dict(base=32, n_layers=2)}
+
+
+class DepthTask:
+    name = "stage1"
+
+    def __init__(self, cfg: Stage1Config):
+        from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
+        self.cfg = cfg
+        self.param = DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
+        self.train_set = SynthiaDataset(cfg.data_root, split="train", size=tuple(cfg.size), augment=True,
+                                        max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        self.val_set = SynthiaDataset(cfg.data_root, split="val", size=tuple(cfg.size), augment=False,
+                                      max_depth=cfg.max_depth, val_fraction=cfg.val_fraction)
+        # The focal length of an un-zoomed training crop: the one camera the exported model speaks for.
+        self.focal_px = float(self.val_set[0]["focal_px"])
+        self._generator_config = {"arch": "unet", "arch_args": preset_args("unet", cfg.preset)}
+        build_model(self._generator_config).check_size(*cfg.size)  # fail on a bad size before any work
+
+    # ------------------------------------------------------------ set-up
+    def build(self, device: torch.device, dist: DistInfo, amp_dtype) -> None:
+        cfg = self.cfg
+        self.device, self.dist, self.amp_dtype = device, dist, amp_dtype
+        self.generator = build_model(self._generator_config).to(device)  # built here: after the trainer seeds
+        self.critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"])).to(device)
+        if dist.enabled and any(isinstance(m, nn.BatchNorm2d) for m in self.generator.modules()):
+            self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator) if device.type == "cuda" else self.generator
+        self.g = wrap_ddp(self.generator, dist, device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
+        self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_c, betas=tuple(cfg.betas_c))
+        fp16 = amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.scaler_c = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    def train_dataset(self) -> Dataset:
+        return self.train_set
+
+    def val_batches(self) -> list:
+        n = min(len(self.val_set), self.cfg.val_batches * self.cfg.batch_size)
+        items = [self.val_set[i] for i in range(n)]
+        return [{k: torch.stack([it[k] for it in items[i:i + self.cfg.batch_size]]) for k in ("rgb", "depth")}
+                for i in range(0, n, self.cfg.batch_size)]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    # ------------------------------------------------------------ training
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        rgb, depth = batch["rgb"], batch["depth"]
+        # A crop zoomed by z looks like the scene seen from z times nearer through the nominal camera,
+        # so its depth target is scaled by 1/z; the network then learns one metric camera.
+        far = depth >= self.cfg.max_depth * 0.999  # capped sky/far field stays at the cap
+        depth = torch.where(far, depth, depth * (self.focal_px / batch["focal_px"]).view(-1, 1, 1, 1))
+        valid = (depth > 0).float()
+        target = self.param.encode(depth)
+        self.g.train()
+        with self._autocast():
+            fake = self.g(rgb)
+        fake = fake.float()
+
+        adv = cfg.l1_weight < 1
+        if adv:
+            for _ in range(cfg.critic_steps):
+                with self._autocast():
+                    w_real = critic_score(self.critic, rgb, target).float().mean()
+                    w_fake = critic_score(self.critic, rgb, fake.detach()).float().mean()
+                gp = gradient_penalty(self.critic, rgb, target, fake)  # fp32: second derivatives overflow fp16
+                loss_c = w_fake - w_real + cfg.gp_weight * gp
+                self.opt_c.zero_grad(set_to_none=True)
+                self.scaler_c.scale(loss_c).backward()
+                average_gradients(self.critic, self.dist)
+                self.scaler_c.step(self.opt_c)
+                self.scaler_c.update()
+
+        l1 = ((fake - target).abs() * valid).sum() / valid.sum().clamp_min(1)
+        loss_g = cfg.l1_weight * l1
+        logs = {"loss/l1": l1.item()}
+        if adv:
+            for p in self.critic.parameters():
+                p.requires_grad_(False)
+            with self._autocast():
+                g_adv = -critic_score(self.critic, rgb, fake).float().mean()
+            for p in self.critic.parameters():
+                p.requires_grad_(True)
+            loss_g = loss_g + (1 - cfg.l1_weight) * g_adv
+            logs.update({"loss/g_adv": g_adv.item(), "loss/critic": loss_c.item(),
+                         "wgan/wasserstein": (w_real - w_fake).item(), "wgan/gradient_penalty": gp.item()})
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        logs.update({"loss/generator": loss_g.item(), "lr/generator": self.opt_g.param_groups[0]["lr"],
+                     "lr/critic": self.opt_c.param_groups[0]["lr"]})
+        return logs
+
+    # ------------------------------------------------------------ validation and images
+    @torch.no_grad()
+    def predict(self, rgb: torch.Tensor) -> torch.Tensor:
+        self.generator.eval()
+        with self._autocast():
+            out = self.generator(rgb.to(self.device))
+        return self.param.decode(out.float())
+
+    def validate(self, batches: list) -> dict[str, float]:
+        per_image = []
+        for b in batches:
+            pred = self.predict(b["rgb"]).cpu().numpy()[:, 0]
+            gt = b["depth"].numpy()[:, 0]
+            for p, g in zip(pred, gt):
+                mask = (g > 0) & (g < self.cfg.max_depth * 0.999)  # capped far field/sky carries no depth signal
+                if mask.sum() >= 10:
+                    per_image.append(compute_depth_metrics(g[mask], np.clip(p[mask], 1e-3, self.cfg.max_depth)))
+        if not per_image:
+            return {"score": float("inf")}
+        m = mean_metrics(per_image)
+        return {**m, "score": m["abs_rel"]}
+
+    def images(self, batch) -> dict[str, torch.Tensor]:
+        rgb = batch["rgb"][:4]
+        pred = self.param.encode(self.predict(rgb))
+        gt = self.param.encode(batch["depth"][:4].to(self.device))
+        return {"images/rgb_gt_pred": rows_grid([rgb01(rgb), colour_encoded_depth(gt), colour_encoded_depth(pred)])}
+
+    # ------------------------------------------------------------ state and export
+    def state_dict(self) -> dict:
+        return {"generator": unwrap(self.generator).state_dict(), "critic": self.critic.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
+                "scaler_g": self.scaler_g.state_dict(), "scaler_c": self.scaler_c.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.generator).load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_c.load_state_dict(state["opt_c"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_c.load_state_dict(state["scaler_c"])
+
+    def compat(self) -> dict:
+        return {"stage": "stage1", "preset": self.cfg.preset, "size": list(self.cfg.size),
+                "depth_param": self.param.to_dict()}
+
+    def export_model(self) -> nn.Module:
+        return unwrap(self.generator)
+
+    def export_config(self) -> dict:
+        h, w = self.cfg.size
+        return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px,
+                                  train_data=str(Path(self.cfg.data_root)), training="stage1 L1 + WGAN-GP",
+                                  l1_weight=self.cfg.l1_weight)

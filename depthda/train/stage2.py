@@ -1,0 +1,161 @@
+"""Stage 2: CycleGAN (Zhu et al. 2017) between real frames (A) and synthetic frames (B).
+
+G_ab restyles real frames as synthetic ones; it is what inference puts in front of the depth
+network, so it is the exported model. G_ba, both discriminators and the image pools live only in
+the full checkpoint. Least-squares GAN losses, cycle and identity terms, Adam with a linear decay
+over the second half of training, as in CycleGAN's published recipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from depthda.models import build_model, preset_args
+from depthda.models.configs import style_model_config
+from depthda.models.image_pool import ImagePool
+from depthda.train.config import Stage2Config
+from depthda.train.distributed import DistInfo, unwrap, wrap_ddp
+from depthda.train.visuals import rgb01, rows_grid
+
+
+def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
+
+
+class StyleTask:
+    name = "stage2"
+
+    def __init__(self, cfg: Stage2Config):
+        from depthda.data.unpaired import UnpairedDataset  # validates both domains before any model is built
+        self.cfg = cfg
+        self.data = UnpairedDataset(cfg.real, cfg.synthetic, size=tuple(cfg.size), seed=cfg.seed, augment=True,
+                                    exclude_eigen_test=cfg.exclude_eigen_test)
+        self.val_data = self.data.variant(seed=cfg.seed + 1, augment=False)  # shares the decoded images
+        self._gen_config = {"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", cfg.preset)}
+        build_model(self._gen_config).check_size(*cfg.size)  # fail on a bad size before any work
+
+    def build(self, device: torch.device, dist: DistInfo, amp_dtype) -> None:
+        cfg = self.cfg
+        self.device, self.dist, self.amp_dtype = device, dist, amp_dtype
+        disc = {"arch": "patchgan", "arch_args": preset_args("patchgan", cfg.preset)}
+        self.d_a, self.d_b = build_model(disc).to(device), build_model(disc).to(device)
+        # Built here, after the trainer seeds, so initial weights are a function of --seed.
+        self.g_ab, self.g_ba = build_model(self._gen_config).to(device), build_model(self._gen_config).to(device)
+        self.G_ab, self.G_ba = wrap_ddp(self.g_ab, dist, device), wrap_ddp(self.g_ba, dist, device)
+        self.D_a, self.D_b = wrap_ddp(self.d_a, dist, device), wrap_ddp(self.d_b, dist, device)
+        self.opt_g = torch.optim.Adam(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_d = torch.optim.Adam(itertools.chain(self.d_a.parameters(), self.d_b.parameters()), lr=cfg.lr, betas=tuple(cfg.betas))
+        decay_from = int(cfg.steps * cfg.decay_start)
+        span = max(1, cfg.steps - decay_from)
+
+        def factor(step: int) -> float:
+            return 1.0 - max(0, step - decay_from) / span
+
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + dist.rank)
+        self.pool_a = ImagePool(cfg.pool_size, generator=gen)
+        self.pool_b = ImagePool(cfg.pool_size, generator=torch.Generator().manual_seed(cfg.seed * 7919 + 17 + dist.rank))
+        fp16 = amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    def train_dataset(self) -> Dataset:
+        return self.data
+
+    def val_batches(self) -> list:
+        n = min(len(self.val_data), max(8, self.cfg.val_batches))
+        items = [self.val_data[i] for i in range(n)]
+        return [{k: torch.stack([it[k] for it in items]) for k in ("A", "B")}]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        real_a, real_b = batch["A"], batch["B"]
+        for m in (self.G_ab, self.G_ba, self.D_a, self.D_b):
+            m.train()
+        # Generators: fool both discriminators, reconstruct through the cycle, keep B unchanged by G_ab.
+        for p in itertools.chain(self.d_a.parameters(), self.d_b.parameters()):
+            p.requires_grad_(False)
+        with self._autocast():
+            fake_b, fake_a = self.G_ab(real_a), self.G_ba(real_b)
+            rec_a, rec_b = self.G_ba(fake_b), self.G_ab(fake_a)
+            adv = _lsgan(self.D_b(fake_b).float(), True) + _lsgan(self.D_a(fake_a).float(), True)
+            cycle = F.l1_loss(rec_a.float(), real_a) + F.l1_loss(rec_b.float(), real_b)
+            loss_g = adv + cfg.cycle_weight * cycle
+            idt = torch.zeros((), device=self.device)
+            if cfg.identity_weight > 0:
+                idt = F.l1_loss(self.G_ab(real_b).float(), real_b) + F.l1_loss(self.G_ba(real_a).float(), real_a)
+                loss_g = loss_g + cfg.cycle_weight * cfg.identity_weight * idt
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        for p in itertools.chain(self.d_a.parameters(), self.d_b.parameters()):
+            p.requires_grad_(True)
+        # Discriminators: real vs a pool of earlier fakes; halved as in CycleGAN to slow them down.
+        pooled_b = self.pool_b.query(fake_b.detach().float())
+        pooled_a = self.pool_a.query(fake_a.detach().float())
+        with self._autocast():
+            loss_d_b = 0.5 * (_lsgan(self.D_b(real_b).float(), True) + _lsgan(self.D_b(pooled_b).float(), False))
+            loss_d_a = 0.5 * (_lsgan(self.D_a(real_a).float(), True) + _lsgan(self.D_a(pooled_a).float(), False))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d_a + loss_d_b).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        logs = {"loss/generator": loss_g.item(), "loss/g_adv": adv.item(), "loss/cycle": cycle.item(),
+                "loss/identity": idt.item(), "loss/d_a": loss_d_a.item(), "loss/d_b": loss_d_b.item(),
+                "lr/generator": self.opt_g.param_groups[0]["lr"]}
+        self.sched_g.step()
+        self.sched_d.step()
+        return logs
+
+    @torch.no_grad()
+    def translate(self, real_a: torch.Tensor) -> torch.Tensor:
+        self.g_ab.eval()
+        with self._autocast():
+            return self.g_ab(real_a.to(self.device)).float()
+
+    @torch.no_grad()
+    def validate(self, batches: list) -> dict[str, float]:
+        from depthda.style_quality import translation_report
+        b = batches[0]
+        rep = translation_report(b["A"], self.translate(b["A"]).cpu(), b["B"])
+        self.last_report = rep
+        return {"untranslated": rep["untranslated"]["total"], "translated": rep["translated"]["total"],
+                "ratio": rep["ratio"], "score": rep["translated"]["total"]}
+
+    @torch.no_grad()
+    def images(self, batch) -> dict[str, torch.Tensor]:
+        a, b = batch["A"][:4].to(self.device), batch["B"][:4].to(self.device)
+        self.g_ab.eval()
+        self.g_ba.eval()
+        fb = self.g_ab(a)
+        fa = self.g_ba(b)
+        return {"images/real_to_synthetic_to_real": rows_grid([rgb01(a), rgb01(fb), rgb01(self.g_ba(fb))]),
+                "images/synthetic_to_real_to_synthetic": rows_grid([rgb01(b), rgb01(fa), rgb01(self.g_ab(fa))])}
+
+    def state_dict(self) -> dict:
+        return {"g_ab": self.g_ab.state_dict(), "g_ba": self.g_ba.state_dict(), "d_a": self.d_a.state_dict(),
+                "d_b": self.d_b.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+                "pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("g_ab", "g_ba", "d_a", "d_b", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b", "scaler"):
+            getattr(self, name).load_state_dict(state[name])
+
+    def compat(self) -> dict:
+        return {"stage": "stage2", "preset": self.cfg.preset, "size": list(self.cfg.size)}
+
+    def export_model(self) -> nn.Module:
+        return unwrap(self.g_ab)
+
+    def export_config(self) -> dict:
+        return style_model_config(self.cfg.preset, tuple(self.cfg.size), real_data=[str(r) for r in self.cfg.real],
+                                  synthetic_data=str(self.cfg.synthetic), training="stage2 CycleGAN (LSGAN)")

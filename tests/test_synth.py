@@ -1,0 +1,216 @@
+"""The procedural street renderer: exact depth, determinism, SYNTHIA output format, speed, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import cv2
+import numpy as np
+import pytest
+import typer
+
+from depthda.cli import synth as synth_cli
+from depthda.errors import DepthdaError
+from depthda.synth.camera import KITTI_HFOV_DEG, Camera
+from depthda.synth.render import SKY_DEPTH_M, render, render_scene
+from depthda.synth.scene import Kind, Mat, Primitive, Scene
+from depthda.synth.writer import image_seed, synthesize
+from depthda.utils.size import parse_size
+
+
+def _ray_dirs(cam: Camera, h: int, w: int) -> np.ndarray:
+    """World ray directions (H×W×3, camera-frame z = 1) in float64, independent of the renderer."""
+    fx, fy, cx, cy = cam.intrinsics(h, w)
+    u, v = np.meshgrid((np.arange(w) + 0.5 - cx) / fx, (np.arange(h) + 0.5 - cy) / fy)
+    return np.stack([u, v, np.ones_like(u)], -1) @ cam.rotation().T
+
+
+def test_camera_matches_kitti():
+    assert KITTI_HFOV_DEG == pytest.approx(81.44, abs=0.01)
+    fx, fy, cx, cy = Camera().intrinsics(375, 1242)
+    assert fx == pytest.approx(721.5377, rel=1e-6) and fy == fx
+    assert (cx, cy) == (621.0, 187.5)
+
+
+def test_flat_road_depth_is_exact():
+    h, H, W = 1.5, 64, 96
+    cam = Camera(height_m=h)
+    _, depth = render(Scene(camera=cam), (H, W))
+    fx, fy, cx, cy = cam.intrinsics(H, W)
+    v = np.arange(H) + 0.5 - cy
+    below = v > 0
+    expected = h * fy / v[below]
+    assert np.all(expected < SKY_DEPTH_M)
+    np.testing.assert_allclose(depth[below], np.repeat(expected[:, None], W, 1), rtol=1e-3)
+    assert np.all(depth[~below] == np.float32(SKY_DEPTH_M))  # sky
+
+
+def test_tilted_camera_road_depth_is_exact():
+    cam = Camera(height_m=1.7, pitch_deg=3.0, roll_deg=-2.0, yaw_deg=10.0, x_m=1.2)
+    H, W = 48, 80
+    _, depth = render(Scene(camera=cam), (H, W))
+    d = _ray_dirs(cam, H, W)
+    down = d[..., 1] < 0
+    expected = np.where(down, cam.height_m / np.where(down, -d[..., 1], 1), SKY_DEPTH_M)
+    expected = np.minimum(expected, SKY_DEPTH_M)
+    np.testing.assert_allclose(depth, expected, rtol=1e-3)
+    assert down.any() and (~down).any()
+
+
+def test_box_face_depth_is_exact():
+    cam = Camera(height_m=1.65)
+    box = Primitive(Kind.BOX, (-2.0, 0.0, 10.0), (2.0, 3.0, 12.5), Mat.CONCRETE, (0.5, 0.5, 0.5))
+    H, W = 64, 128
+    _, depth = render(Scene(camera=cam, prims=[box]), (H, W))
+    d = _ray_dirs(cam, H, W)
+    x, y = d[..., 0] * 10.0, cam.height_m + d[..., 1] * 10.0
+    face = (np.abs(x) < 1.99) & (y > 0.01) & (y < 2.99)
+    assert face.sum() > 100
+    np.testing.assert_allclose(depth[face], 10.0, rtol=1e-6)
+    assert np.all(depth[~face & (d[..., 1] > 0)] > 10.0)  # above and beside the box: sky
+
+
+def test_round_primitives_depth_is_exact():
+    """Sphere and vertical cylinder against a float64 reference solved per pixel."""
+    cam = Camera(height_m=1.6)
+    c, r = np.array([-1.0, 1.6, 8.0]), 1.0
+    sphere = Primitive(Kind.ELLIPSOID, tuple(c - r), tuple(c + r), Mat.FOLIAGE, (0.2, 0.4, 0.1))
+    pole_c, pole_r = np.array([1.5, 0.0, 6.0]), 0.3
+    pole = Primitive(Kind.CYLINDER, (pole_c[0] - pole_r, 0.0, pole_c[2] - pole_r),
+                     (pole_c[0] + pole_r, 4.0, pole_c[2] + pole_r), Mat.METAL, (0.3, 0.3, 0.3))
+    H, W = 64, 128
+    _, depth = render(Scene(camera=cam, prims=[sphere, pole]), (H, W))
+    d = _ray_dirs(cam, H, W)
+    o = cam.origin()
+    # sphere: |o + t d - c|^2 = r^2
+    oc = o - c
+    a, b, cc = (d * d).sum(-1), 2 * (d @ oc), oc @ oc - r * r
+    disc = b * b - 4 * a * cc
+    t_s = np.where(disc > 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), np.inf)
+    # cylinder side: (x - cx)^2 + (z - cz)^2 = r^2 with 0 <= y <= 4
+    ox, oz = o[0] - pole_c[0], o[2] - pole_c[2]
+    a2 = d[..., 0] ** 2 + d[..., 2] ** 2
+    b2 = 2 * (ox * d[..., 0] + oz * d[..., 2])
+    disc2 = b2 * b2 - 4 * a2 * (ox * ox + oz * oz - pole_r ** 2)
+    t_c = np.where(disc2 > 0, (-b2 - np.sqrt(np.maximum(disc2, 0))) / (2 * a2), np.inf)
+    y_c = o[1] + t_c * d[..., 1]
+    t_c = np.where((y_c > 0) & (y_c < 4), t_c, np.inf)
+    t_ref = np.minimum(t_s, t_c)
+    sure = np.isfinite(t_ref) & (disc > 1e-3) | (disc2 > 1e-3) & np.isfinite(t_c)
+    assert (np.isfinite(t_s) & sure).sum() > 50 and (np.isfinite(t_c) & sure).sum() > 20
+    np.testing.assert_allclose(depth[sure], t_ref[sure], rtol=1e-4)
+
+
+def test_render_is_deterministic_per_seed():
+    a_rgb, a_depth = render_scene(3, (48, 160))
+    b_rgb, b_depth = render_scene(3, (48, 160))
+    c_rgb, c_depth = render_scene(4, (48, 160))
+    assert a_rgb.dtype == np.uint8 and a_rgb.shape == (48, 160, 3)
+    assert a_depth.dtype == np.float32 and a_depth.shape == (48, 160)
+    np.testing.assert_array_equal(a_rgb, b_rgb)
+    np.testing.assert_array_equal(a_depth, b_depth)
+    assert not np.array_equal(a_rgb, c_rgb) and not np.array_equal(a_depth, c_depth)
+    assert a_depth.min() > 0.5 and (a_depth < 80).mean() > 0.5  # a street, not an empty plain
+    assert a_rgb.std() > 10  # not a flat colour
+
+
+def test_render_speed_at_training_size():
+    render_scene(100, (192, 640))  # warm-up: first calls allocate and build the noise tile
+    n = 4
+    start = time.perf_counter()
+    for i in range(n):
+        render_scene(i, (192, 640))
+    rate = n / (time.perf_counter() - start)
+    assert rate >= 5.0, f"{rate:.1f} images/s"
+
+
+def test_synthesize_writes_synthia_format(tmp_path):
+    out = tmp_path / "synth"
+    summary = synthesize(out, 3, (48, 160), seed=5, progress=False)
+    assert summary["count"] == 3 and summary["images_per_s"] > 0
+    for i in range(3):
+        rgb, depth = render_scene(image_seed(5, i), (48, 160))
+        png = cv2.imread(str(out / "Depth" / "Depth" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint16 and png.shape == (48, 160, 3)
+        assert np.array_equal(png[..., 0], png[..., 1]) and np.array_equal(png[..., 0], png[..., 2])
+        assert np.abs(png[..., 0].astype(np.float64) - depth * 100.0).max() <= 1.0  # centimetres
+        bgr = cv2.imread(str(out / "RGB" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+    meta = json.loads((out / "intrinsics.json").read_text())
+    fx, fy, cx, cy = Camera().intrinsics(48, 160)
+    assert (meta["width"], meta["height"], meta["count"], meta["seed"]) == (160, 48, 3, 5)
+    assert meta["fx"] == pytest.approx(fx) and meta["fy"] == pytest.approx(fy)
+    assert (meta["cx"], meta["cy"]) == (80.0, 24.0)
+    assert meta["hfov_deg"] == pytest.approx(KITTI_HFOV_DEG)
+    assert meta["camera_height_m"] == 1.65 and meta["sky_depth_m"] == pytest.approx(655.35)
+    assert meta["generator"]["name"] == "depthda.synth"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]  # no temporary folder left
+
+
+def test_parse_size():
+    assert parse_size("192x640") == (192, 640)
+    assert parse_size(" 64X96 ") == (64, 96)
+    for bad in ("abc", "192", "192x", "0x640", "8x640", "-1x5", "192x640x3", "1.5x2"):
+        with pytest.raises(DepthdaError):
+            parse_size(bad)
+
+
+def _cli():
+    app = typer.Typer()
+    synth_cli.register(app)
+
+    @app.callback()
+    def _root() -> None:  # keeps `synth` a named subcommand, as in the real app
+        pass
+
+    return app
+
+
+def _invoke(args):
+    _cli()(args=["synth", *args, "--no-progress"], prog_name="depthda", standalone_mode=False)
+
+
+def test_cli_renders_small_dataset(tmp_path, capsys):
+    out = tmp_path / "d"
+    _invoke(["--out", str(out), "--count", "2", "--size", "32x64", "--seed", "1", "--device", "cpu"])
+    assert sorted(p.name for p in (out / "RGB").iterdir()) == ["0000000.png", "0000001.png"]
+    assert "images/s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--count", "0"], "--count"),
+    (["--count", "-3"], "--count"),
+    (["--size", "abc"], "HEIGHTxWIDTH"),
+    (["--size", "8x64"], "too small"),
+    (["--size", "0x64"], "too small"),
+])
+def test_cli_rejects_bad_input(tmp_path, args, message):
+    out = tmp_path / "d"
+    with pytest.raises(DepthdaError, match=message):
+        _invoke(["--out", str(out), "--count", "1", "--size", "32x64", *args])
+    assert not out.exists()
+
+
+def test_cli_refuses_non_empty_out_without_overwrite(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    keep = out / "keep.txt"
+    keep.write_text("mine")
+    with pytest.raises(DepthdaError, match="--overwrite"):
+        _invoke(["--out", str(out), "--count", "1", "--size", "32x64"])
+    assert keep.read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    _invoke(["--out", str(out), "--count", "1", "--size", "32x64", "--overwrite"])
+    assert not keep.exists() and (out / "RGB" / "0000000.png").is_file()
+
+
+def test_registered_command_exit_codes(tmp_path, capsys):
+    from depthda.cli import COMMAND_MODULES, run
+
+    if "synth" not in COMMAND_MODULES:
+        pytest.skip("synth is not registered in depthda.cli yet")
+    assert run(["synth", "--out", str(tmp_path / "d"), "--count", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("depthda: error:") and len(err.strip().splitlines()) == 1
+    assert run(["synth", "--out", str(tmp_path / "d"), "--count", "1", "--size", "32x64", "--no-progress"]) == 0
