@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import cv2
@@ -136,6 +135,8 @@ def test_synthesize_writes_synthia_format(tmp_path):
         assert png.dtype == np.uint16 and png.shape == (48, 160, 3)
         assert np.array_equal(png[..., 0], png[..., 1]) and np.array_equal(png[..., 0], png[..., 2])
         assert np.abs(png[..., 0].astype(np.float64) - depth * 100.0).max() <= 1.0  # centimetres
+        sky = depth >= SKY_DEPTH_M
+        assert sky.any() and np.all(png[..., 0][sky] == 65535)
         bgr = cv2.imread(str(out / "RGB" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(bgr[..., ::-1], rgb)
     meta = json.loads((out / "intrinsics.json").read_text())

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "data",
     "evaluate",
     "train",
+    "synth",
 )
 
 for _name in COMMAND_MODULES:

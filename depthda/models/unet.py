@@ -43,8 +43,9 @@ class _Up(nn.Module):
         if upsample == "transpose":
             layers.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=not norm))
         elif upsample == "bilinear":
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                       nn.Conv2d(cin, cout, 3, 1, 1, bias=not norm)]
+            # Convolve at the coarse scale, then upsample: a quarter of the FLOPs of the reverse order.
+            layers += [nn.Conv2d(cin, cout, 3, 1, 1, bias=not norm),
+                       nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
         else:
             raise ValueError(f"unknown upsample mode {upsample!r}")
         if norm:
@@ -82,8 +83,8 @@ class UNet(nn.Module):
         self.head = nn.Sequential(
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(chans[0] * 2, out_channels, 4, 2, 1) if upsample == "transpose" else
-            nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                          nn.Conv2d(chans[0] * 2, out_channels, 3, 1, 1)),
+            nn.Sequential(nn.Conv2d(chans[0] * 2, out_channels, 3, 1, 1),
+                          nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)),
             nn.Tanh(),
         )
 

@@ -21,7 +21,7 @@ import torch
 
 from depthda.data.synthia import MAX_ENCODABLE_M
 from depthda.synth.camera import Camera
-from depthda.synth.scene import Kind, Mat, Scene, N_PARAMS, random_scene
+from depthda.synth.scene import Kind, Mat, Scene, N_PARAMS, random_scene, roof_planes
 
 SKY_DEPTH_M = MAX_ENCODABLE_M
 _NOISE_SIZE = 256
@@ -102,7 +102,9 @@ def _noise_tile(device: torch.device) -> torch.Tensor:
         spec = torch.randn(n, n, dtype=torch.complex64, generator=g)
         f = torch.fft.fftfreq(n)
         r = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).clamp_min(1.0 / n)
-        tile = torch.fft.ifft2(spec * r ** -1.4).real
+        # fractal but not too red: lookups at any scale must vary within a few texels
+        amp = r ** -0.9 * (r > 3.0 / n)
+        tile = torch.fft.ifft2(spec * amp).real
         tile = (tile - tile.mean()) / tile.std()
         tile = torch.nn.functional.pad(tile[None, None], (0, 1, 0, 1), mode="circular")
         _NOISE_CACHE[key] = tile.to(device).contiguous()
@@ -140,6 +142,14 @@ class _Renderer:
         self.centre_w = (self.lo_w + self.hi_w) / 2
         self.radius = ((self.hi_w - self.lo_w) / 2).clamp_min(1e-6)
         self.noise = _noise_tile(device)
+        self.origin_t = torch.tensor(self.origin, **f32).view(3, 1, 1)
+        # gable roofs: per primitive two planes n . p <= c; rows for other kinds never match
+        planes = np.zeros((self.m + 1, 2, 4))
+        for i, p in enumerate(prims):
+            if p.kind == Kind.ROOF:
+                for j, (nv, c) in enumerate(roof_planes(lo[i], hi[i], p.axis)):
+                    planes[i + 1, j, :3], planes[i + 1, j, 3] = nv, c
+        self.planes = torch.tensor(planes, **f32)
         sun = np.asarray(scene.light.sun_dir, dtype=np.float64)
         self.sun = sun / max(np.linalg.norm(sun), 1e-9)
 
@@ -166,10 +176,23 @@ class _Renderer:
         tmax = torch.maximum(t1, t2).amin(0)
         return torch.where((tmin <= tmax) & (tmin > 0), tmin, torch.full_like(tmin, math.inf))
 
+    def _hit_roof(self, i, d, inv):
+        t1 = self.lo_o[i] * inv
+        t2 = self.hi_o[i] * inv
+        enter = torch.minimum(t1, t2).amax(0)
+        leave = torch.maximum(t1, t2).amin(0)
+        o = self.origin
+        for nv, c in roof_planes(self.lo_np[i], self.hi_np[i], self.scene.prims[i].axis):
+            q = 0 if nv[0] else 2
+            den = nv[q] * d[q] + d[1]
+            tp = float(c - nv @ o) / den
+            enter = torch.where(den < 0, torch.maximum(enter, tp), enter)
+            leave = torch.where(den > 0, torch.minimum(leave, tp), leave)
+        return torch.where((enter <= leave) & (enter > 0), enter, torch.full_like(enter, math.inf))
+
     def _hit_ellipsoid(self, i, d, inv):
         r = self.radius[i]
-        o = torch.tensor(self.origin, dtype=torch.float32, device=self.dev).view(3, 1, 1)
-        oc = (o - self.centre_w[i]) / r  # constant per primitive
+        oc = (self.origin_t - self.centre_w[i]) / r  # constant per primitive
         dd = d / r
         a = (dd * dd).sum(0)
         b = 2 * (oc * dd).sum(0)
@@ -195,7 +218,9 @@ class _Renderer:
         ya = o[ax] + t_side * d[ax]
         inf = torch.full_like(t_side, math.inf)
         t = torch.where((disc >= 0) & (t_side > 0) & (ya >= lo[ax]) & (ya <= hi[ax]), t_side, inf)
-        for plane in (lo[ax], hi[ax]):
+        # a ray from outside can only enter through the cap on its own side, and only from beyond it
+        caps = [lo[ax]] if o[ax] < lo[ax] else [hi[ax]] if o[ax] > hi[ax] else []
+        for plane in caps:
             tc = (plane - o[ax]) * inv[ax]
             pj = ojk[0] + tc * dj
             pk = ojk[1] + tc * dk
@@ -209,7 +234,8 @@ class _Renderer:
         t_best = torch.where(d[1] < 0, -o_y * inv[1], torch.full_like(d[1], math.inf))
         pid = torch.where(torch.isfinite(t_best), 0, -1).to(torch.int64)
         rects = screen_rects(self.lo_np, self.hi_np, self.cam, H, W)
-        hit_fn = {Kind.BOX: self._hit_box, Kind.ELLIPSOID: self._hit_ellipsoid, Kind.CYLINDER: self._hit_cylinder}
+        hit_fn = {Kind.BOX: self._hit_box, Kind.ELLIPSOID: self._hit_ellipsoid, Kind.CYLINDER: self._hit_cylinder,
+                  Kind.ROOF: self._hit_roof}
         for i, p in enumerate(self.scene.prims):
             v0, v1, u0, u1 = rects[i]
             if v1 <= v0 or u1 <= u0:
@@ -223,27 +249,33 @@ class _Renderer:
             pb.copy_(torch.where(closer, i + 1, pb))
         return t_best, pid
 
-    def occlusion(self, P, need, direction, skip, weight_fn):
-        """Per-pixel visibility (1 = open) towards `direction` from surface points P (3×H×W)."""
+    def occlusion(self, P, need, direction, use, weight_fn):
+        """Per-pixel visibility (1 = open) towards `direction` from surface points P (3×H×W).
+
+        Only primitives with use(p) occlude; a hit lowers visibility to weight_fn(p), a number or
+        an H×W map (leafy crowns pass light through their gaps).
+        """
         vis = torch.ones(self.H, self.W, device=self.dev)
         s = np.asarray(direction, dtype=np.float64)
-        if s[1] <= 1e-3 or self.m == 0:
+        idx = [i for i, p in enumerate(self.scene.prims) if use(p)]
+        if s[1] <= 1e-3 or not idx:
             return vis
-        reach = self.hi_np[:, 1:2] / s[1]  # the shadow prism ends where it meets the ground
-        lo_p = np.minimum(self.lo_np, self.lo_np - s * reach)
-        hi_p = np.maximum(self.hi_np, self.hi_np - s * reach)
+        lo, hi = self.lo_np[idx], self.hi_np[idx]
+        reach = hi[:, 1:2] / s[1]  # the shadow prism ends where it meets the ground
+        lo_p = np.minimum(lo, lo - s * reach)
+        hi_p = np.maximum(hi, hi - s * reach)
         lo_p[:, 1] = np.minimum(lo_p[:, 1], 0.0)
         rects = screen_rects(lo_p, hi_p, self.cam, self.H, self.W)
         s_t = torch.tensor(s, dtype=torch.float32, device=self.dev).view(3, 1, 1)
         inv = self._safe_inv(s_t)
-        for i, p in enumerate(self.scene.prims):
-            if skip(p):
-                continue
-            v0, v1, u0, u1 = rects[i]
+        Q = P * inv  # slab distances become lo * inv - Q: one op per bound
+        lo_inv, hi_inv = self.lo_w * inv, self.hi_w * inv
+        for i, (v0, v1, u0, u1) in zip(idx, rects):
             if v1 <= v0 or u1 <= u0:
                 continue
-            Ps = P[:, v0:v1, u0:u1]
+            p = self.scene.prims[i]
             if p.kind == Kind.ELLIPSOID:
+                Ps = P[:, v0:v1, u0:u1]
                 r = self.radius[i]
                 oc = (Ps - self.centre_w[i]) / r
                 dd = s_t / r
@@ -251,51 +283,90 @@ class _Renderer:
                 b = 2 * (oc * dd).sum(0)
                 c = (oc * oc).sum(0) - 1
                 disc = b * b - 4 * a * c
-                hit = (disc >= 0) & (-b + disc.clamp_min(0).sqrt() > 0)
-            else:  # boxes, and cylinders by their bounding box (poles and trunks are thin)
-                t1 = (self.lo_w[i] - Ps) * inv
-                t2 = (self.hi_w[i] - Ps) * inv
-                hit = (torch.minimum(t1, t2).amax(0) <= torch.maximum(t1, t2).amin(0)) & \
-                      (torch.maximum(t1, t2).amin(0) > 0)
+                hit = (disc >= 0) & (disc.clamp_min(0).sqrt() > b)
+            else:  # boxes and roofs; cylinders by their bounding box (poles and trunks are thin)
+                Qs = Q[:, v0:v1, u0:u1]
+                t1 = lo_inv[i] - Qs
+                t2 = hi_inv[i] - Qs
+                enter = torch.minimum(t1, t2).amax(0)
+                leave = torch.maximum(t1, t2).amin(0)
+                if p.kind == Kind.ROOF:
+                    Ps = P[:, v0:v1, u0:u1]
+                    for nv, c in roof_planes(self.lo_np[i], self.hi_np[i], p.axis):
+                        den = float(nv @ s)
+                        if abs(den) < 1e-9:
+                            continue
+                        q = 0 if nv[0] else 2
+                        tp = (c - nv[q] * Ps[q] - Ps[1]) / den
+                        enter = torch.maximum(enter, tp) if den < 0 else enter
+                        leave = torch.minimum(leave, tp) if den > 0 else leave
+                hit = (enter <= leave) & (leave > 0)
+            w = weight_fn(p)
             vb = vis[v0:v1, u0:u1]
-            vb.copy_(torch.where(hit & need[v0:v1, u0:u1], torch.minimum(vb, torch.tensor(weight_fn(p), device=self.dev)), vb))
+            hit &= need[v0:v1, u0:u1]
+            if isinstance(w, torch.Tensor):
+                vb.copy_(torch.where(hit, torch.minimum(vb, w[v0:v1, u0:u1]), vb))
+            elif w == 0:
+                vb.masked_fill_(hit, 0.0)
+            else:
+                vb.copy_(torch.where(hit, vb.clamp(max=w), vb))
         return vis
 
     def normals(self, P, pid):
-        """World normals (N×3) of hit points P (N×3) of primitives pid (N,), plus the box face axis."""
+        """World normals (N×3) of hit points P (N×3) of primitives pid (N,), plus the face code.
+
+        Face code: 0/1/2 = box face across x/y/z, 9 = roof slope, 3 = curved (ellipsoid), 3 + axis
+        = cylinder side, axis = cylinder cap.
+        """
         kind = self.kind[pid]
-        lo, hi = self.lo[pid], self.hi[pid]
         n = torch.zeros_like(P)
         n[:, 1] = 1.0
         face = torch.ones_like(pid)
-        box = kind == Kind.BOX
-        if box.any():
-            Pb, lb, hb = P[box], lo[box], hi[box]
+        sel = ((kind == Kind.BOX) | (kind == Kind.ROOF)).nonzero().squeeze(1)
+        if sel.numel():
+            ps = pid[sel]
+            Pb, lb, hb = P[sel], self.lo[ps], self.hi[ps]
             dist = torch.cat([(Pb - lb).abs(), (Pb - hb).abs()], dim=1)
-            k = dist.argmin(1)
+            best, k = dist.min(1)
             nb = torch.zeros_like(Pb)
-            nb[torch.arange(len(k), device=self.dev), k % 3] = torch.where(k < 3, -1.0, 1.0)
-            n[box] = nb
-            face[box] = k % 3
-        ell = kind == Kind.ELLIPSOID
-        if ell.any():
-            c = (lo[ell] + hi[ell]) / 2
-            r = ((hi[ell] - lo[ell]) / 2).clamp_min(1e-6)
-            n[ell] = torch.nn.functional.normalize((P[ell] - c) / r ** 2, dim=1)
-            face[ell] = 3
-        cyl = kind == Kind.CYLINDER
-        if cyl.any():
-            c = (lo[cyl] + hi[cyl]) / 2
-            r = ((hi[cyl] - lo[cyl]) / 2).clamp_min(1e-6)
-            ax = self.axis[pid[cyl]]
+            nb.scatter_(1, (k % 3)[:, None], torch.where(k < 3, -1.0, 1.0)[:, None])
+            fb = k % 3
+            roof = (kind[sel] == Kind.ROOF).nonzero().squeeze(1)
+            if roof.numel():  # a slope wins when the point lies on its plane more closely than on a face
+                pl = self.planes[ps[roof]]  # K×2×4
+                nrm = pl[..., :3].norm(dim=2).clamp_min(1e-9)
+                pd = ((pl[..., :3] * Pb[roof, None]).sum(2) - pl[..., 3]).abs() / nrm
+                pbest, j = pd.min(1)
+                ar = torch.arange(len(j), device=self.dev)
+                on_slope = pbest < best[roof]
+                ns = pl[ar, j, :3] / nrm[ar, j, None]
+                nb[roof] = torch.where(on_slope[:, None], ns, nb[roof])
+                fb[roof] = torch.where(on_slope, 9, fb[roof])
+            n[sel] = nb
+            face[sel] = fb
+        sel = (kind == Kind.ELLIPSOID).nonzero().squeeze(1)
+        if sel.numel():
+            ps = pid[sel]
+            lo, hi = self.lo[ps], self.hi[ps]
+            c = (lo + hi) / 2
+            r = ((hi - lo) / 2).clamp_min(1e-6)
+            n[sel] = torch.nn.functional.normalize((P[sel] - c) / r ** 2, dim=1)
+            face[sel] = 3
+        sel = (kind == Kind.CYLINDER).nonzero().squeeze(1)
+        if sel.numel():
+            ps = pid[sel]
+            lo, hi = self.lo[ps], self.hi[ps]
+            c = (lo + hi) / 2
+            r = ((hi - lo) / 2).clamp_min(1e-6)
+            ax = self.axis[ps]
             onehot = torch.nn.functional.one_hot(ax, 3).to(P.dtype)
-            q = (P[cyl] - c) / r
+            q = (P[sel] - c) / r
             radial = q * (1 - onehot)
             rho = (radial ** 2).sum(1)
             cap = rho < 0.98
             nc = torch.where(cap[:, None], onehot * torch.sign(q), radial / r)
-            n[cyl] = torch.nn.functional.normalize(nc, dim=1)
-            face[cyl] = torch.where(cap, ax, 3 + ax)
+            n[sel] = torch.nn.functional.normalize(nc, dim=1)
+            face[sel] = torch.where(cap, ax, 3 + ax)
         return n, face
 
     # ------------------------------------------------------------------ appearance
@@ -368,7 +439,7 @@ class _Renderer:
             cross |= (z >= z0) & (z <= z1)
         road = (ax < G.road_half_m) | cross
         asphalt = torch.tensor(G.asphalt, dtype=torch.float32, device=self.dev)
-        grain = 0.22 * self.tex(x, z, 9.0) * fine + 0.12 * self.tex(x, z, 0.6) + 0.08 * self.tex(z, x, 0.1)
+        grain = 0.15 * self.tex(x, z, 9.0) * fine + 0.06 * self.tex(x, z, 0.6) + 0.05 * self.tex(z, x, 0.1)
         patch = (self.tex(x + 40, z, 0.15) > 1.1).float() * 0.2
         a = asphalt * (1 + grain - patch)[:, None]
         # wheel tracks are polished darker, the lane middles collect lighter dust
@@ -457,7 +528,7 @@ class _Renderer:
         return c, g
 
     def _mat_car_body(self, P, n, face, par, col, lo, hi, fine):
-        x, y, z = P[:, 0], P[:, 1], P[:, 2]
+        x, y = P[:, 0], P[:, 1]
         heading = par[:, 1]
         top_y = hi[:, 1]
         c = col.clone()
@@ -519,7 +590,8 @@ class _Renderer:
         x, y, z = P[:, 0], P[:, 1], P[:, 2]
         leaf = self.tex(x + z * 0.7, y, 7.0) + self.tex(z - x * 0.6, y + 3.3, 5.0)
         blob = self.tex(x - z, y * 0.8, 1.2)
-        t = (0.75 + 0.25 * leaf * fine + 0.25 * blob).clamp(0.25, 1.8)
+        t = (0.7 + 0.35 * leaf * fine + 0.25 * blob).clamp(0.15, 1.8)
+        t = torch.where(leaf < -1.6, t * 0.5, t)  # gaps between leaf clusters
         hue = torch.stack([1 + 0.2 * blob, torch.ones_like(blob), 1 - 0.15 * blob], 1)
         return col * t[:, None] * hue, None
 
@@ -529,11 +601,24 @@ class _Renderer:
     def _mat_cloth(self, P, n, face, par, col, lo, hi, fine):
         return col * (1 + 0.1 * self.tex(P[:, 0] + P[:, 2], P[:, 1], 8.0) * fine)[:, None], None
 
+    def _mat_roof(self, P, n, face, par, col, lo, hi, fine):
+        slope = face == 9
+        y = P[:, 1]
+        along = P[:, 0] + P[:, 2]  # runs along the ridge whichever way it points
+        row = torch.remainder(y, 0.22) < 0.05
+        seam = torch.remainder(along, 0.3) < 0.03
+        tiles = col * (1 - 0.35 * row.float() * fine - 0.12 * seam.float() * fine
+                       + 0.12 * self.tex(along, y, 2.0) + 0.1 * self.tex(along, y, 0.3))[:, None]
+        under = n[:, 1] < -0.5
+        c = torch.where(slope[:, None], tiles, par[:, 0:3])  # gable ends are wall
+        c = torch.where(under[:, None], col * 0.4, c)
+        return c, None
+
     def _foliage_normals(self, P, n):
         """Bumpy leaf normals: smooth ellipsoids would shade like plastic balls."""
         x, y, z = P[:, 0], P[:, 1], P[:, 2]
         bump = torch.stack([self.tex(y, z, 4.0), self.tex(z, x + 5, 4.0), self.tex(x, y + 9, 4.0)], 1)
-        return torch.nn.functional.normalize(n + 0.7 * bump, dim=1)
+        return torch.nn.functional.normalize(n + 0.45 * bump, dim=1)
 
     # ------------------------------------------------------------------ main
     def run(self):
@@ -552,29 +637,38 @@ class _Renderer:
         Pf = P.view(3, -1)[:, flat].T.contiguous()
         idf = pid.view(-1)[flat]
         n, face = self.normals(Pf, idf)
-        dist = (t_safe * d.norm(dim=0)).view(-1)[flat]
-        dirs = torch.nn.functional.normalize(d.view(3, -1).T, dim=1)
-        foliage = self.mat[idf] == Mat.FOLIAGE
-        if foliage.any():
-            n[foliage] = self._foliage_normals(Pf[foliage], n[foliage])
+        length = (d * d).sum(0).sqrt()  # |d| >= 1 since its camera z is 1
+        dist = (t_safe * length).view(-1)[flat]
+        dirs = (d / length).view(3, -1).T
         base, gloss = self.albedo(Pf, n, face, idf, dist)
 
-        # --- shadows and sky visibility
+        # --- shadows and sky visibility (shadow rays leave along the true surface normal)
         sun = torch.tensor(self.sun, dtype=torch.float32, device=dev)
-        ndl = (n * sun).sum(1).clamp_min(0)
         n_img = torch.zeros(3, H * W, device=dev)
         n_img[:, flat] = n.T
         eps = 2e-3 + 2e-4 * t_safe
         P_off = P + n_img.view(3, H, W) * eps
         need = torch.zeros(H * W, dtype=torch.bool, device=dev)
-        need[flat[ndl > 0]] = True
-        shadow = self.occlusion(P_off, need.view(H, W), self.sun, lambda p: p.material == Mat.TIRE,
-                                lambda p: 0.0).view(-1)[flat]
+        need[flat[(n * sun).sum(1) > 0]] = True
+        foliage = self.mat[idf] == Mat.FOLIAGE
+        if foliage.any():
+            n[foliage] = self._foliage_normals(Pf[foliage], n[foliage])
+        ndl = (n * sun).sum(1).clamp_min(0)
+        # leaf gaps: noise in the plane across the sun's rays, so dapples fall as projected blobs
+        e1 = np.cross(self.sun, [0.0, 1.0, 0.0] if abs(self.sun[1]) < 0.9 else [1.0, 0.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(self.sun, e1)
+        pu = sum(float(e1[k]) * P[k] for k in range(3))
+        pv = sum(float(e2[k]) * P[k] for k in range(3))
+        leaf_light = (0.45 * self.tex(pu, pv, 2.0) - 0.1).clamp(0, 0.8)
+        shadow = self.occlusion(P_off, need.view(H, W), self.sun, lambda p: p.material != Mat.TIRE,
+                                lambda p: leaf_light if p.material == Mat.FOLIAGE else 0.0).view(-1)[flat]
         needs_up = torch.zeros(H * W, dtype=torch.bool, device=dev)
         needs_up[flat] = True
+        # sky light blocked by what stands above: dark ground under cars, awnings and balconies
         sky_vis = self.occlusion(P_off, needs_up.view(H, W), (0.0, 1.0, 0.0),
-                                 lambda p: p.lo[1] < 0.05 or p.material == Mat.TIRE,
-                                 lambda p: 0.6 if p.material == Mat.FOLIAGE else 0.3).view(-1)[flat]
+                                 lambda p: p.material in (Mat.CAR_BODY, Mat.CONCRETE, Mat.CLOTH) and p.lo[1] > 0.05,
+                                 lambda p: 0.3).view(-1)[flat]
 
         sun_rgb = torch.tensor(L.sun_rgb, dtype=torch.float32, device=dev)
         zen = torch.tensor(L.sky_zenith, dtype=torch.float32, device=dev)
@@ -584,6 +678,9 @@ class _Renderer:
         up = n[:, 1:2]
         ambient = (sky_irr * (0.55 + 0.45 * up) + ground_bounce * (0.5 - 0.5 * up)) * sky_vis[:, None]
         direct = sun_rgb * (ndl * shadow)[:, None]
+        if foliage.any():  # sunlight shining through leaves from behind
+            back = (-(n[foliage] * sun).sum(1)).clamp_min(0) * shadow[foliage]
+            direct[foliage] += sun_rgb * (0.25 * back)[:, None]
         col = base * (ambient + direct)
         # mirror-like surfaces (glass, paint) reflect the sky with Fresnel weighting
         if bool((gloss > 0).any()):
@@ -615,7 +712,7 @@ class _Renderer:
         lum = 0.2126 * img[0] + 0.7152 * img[1] + 0.0722 * img[2]
         log_avg = torch.exp(torch.log(lum.clamp_min(1e-4)).mean())
         x = img * (post.key / log_avg) * torch.tensor(post.white_balance, dtype=torch.float32, device=dev).view(3, 1, 1)
-        x = x * (1 + x / 4.0) / (1 + x)  # Reinhard with white point 2
+        x = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14)  # ACES-like filmic curve
         if post.vignette > 0:
             H, W = self.H, self.W
             yy = (torch.arange(H, device=dev) + 0.5 - H / 2) / (W / 2)
@@ -634,11 +731,11 @@ class _Renderer:
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(math.ceil(2.5 * sigma)))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=x.device, dtype=x.dtype) / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[0]
-    y = torch.nn.functional.pad(x[None], (r, r, r, r), mode="replicate")
-    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    y = torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return y[0]
+    """Separable Gaussian blur of a C×H×W image (shifted-slice sums: 10x faster than conv2d on CPU)."""
+    r = max(1, int(math.ceil(2.0 * sigma)))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
+    k = (k / k.sum()).tolist()
+    H, W = x.shape[1:]
+    y = torch.nn.functional.pad(x[None], (r, r, r, r), mode="replicate")[0]
+    h = sum(k[i] * y[:, :, i:i + W] for i in range(2 * r + 1))
+    return sum(k[i] * h[:, i:i + H, :] for i in range(2 * r + 1))

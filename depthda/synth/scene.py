@@ -29,6 +29,17 @@ class Kind(IntEnum):
     BOX = 1
     ELLIPSOID = 2  # inscribed in the box
     CYLINDER = 3  # elliptic cylinder inscribed in the box, its axis along `axis`
+    ROOF = 4  # gable roof: triangular prism filling the box, ridge along `axis` (0 or 2) at the top
+
+
+def roof_planes(lo, hi, axis: int) -> list[tuple[np.ndarray, float]]:
+    """The two slopes of a ROOF as half-spaces n . p <= c (the rest of its shape is its box)."""
+    q = 2 if axis == 0 else 0
+    k = (hi[1] - lo[1]) / max((hi[q] - lo[q]) / 2, 1e-9)
+    n1, n2 = np.zeros(3), np.zeros(3)
+    n1[1] = n2[1] = 1.0
+    n1[q], n2[q] = -k, k
+    return [(n1, lo[1] - k * lo[q]), (n2, lo[1] + k * hi[q])]
 
 
 class Mat(IntEnum):
@@ -44,6 +55,7 @@ class Mat(IntEnum):
     FOLIAGE = 9
     CONCRETE = 10
     CLOTH = 11
+    ROOF = 12  # tiles on the slopes; params[0:3] wall colour of the gable ends
 
 
 @dataclass
@@ -177,7 +189,7 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True) -
     def in_cross(z0, z1, margin=0.0):
         return any(z1 > a - margin and z0 < b_ + margin for a, b_ in cross)
 
-    asphalt = tuple(np.asarray(_lin([rng.uniform(55, 95)] * 3)) * rng.uniform(0.95, 1.05, 3))
+    asphalt = tuple(float(a) for a in np.asarray(_lin([rng.uniform(60, 125)] * 3)) * rng.uniform(0.95, 1.05, 3))
     lot_kind = int(rng.random() < (0.6 if style == "urban" else 0.2))
     lot = b.jitter((75, 95, 40), 0.2) if lot_kind == 0 else b.jitter((140, 135, 125), 0.1)
     ground = Ground(
@@ -203,6 +215,14 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True) -
         _parked_cars(b, rng, side, road_half, parking[0 if side < 0 else 1], z_end, in_cross)
         _pedestrians(b, rng, side, road_half, x_out, z_end)
 
+    for z0, _ in cross:  # traffic lights before each crossing
+        if rng.random() < 0.6:
+            for side in (-1.0, 1.0):
+                x = side * (road_half + 0.5)
+                pole = _lin((60, 62, 65))
+                b.add(Kind.CYLINDER, (x - 0.07, 0, z0 - 1.07), (x + 0.07, 3.4, z0 - 0.93), Mat.METAL, pole)
+                b.add(Kind.BOX, (x - 0.18, 2.4, z0 - 1.25), (x + 0.18, 3.4, z0 - 1.07), Mat.METAL, _lin((30, 30, 30)))
+
     if rng.random() < 0.6:  # the street ends at a row of buildings across it
         _far_block(b, rng, z_end)
 
@@ -224,9 +244,9 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True) -
     # --- light -----------------------------------------------------------------------------
     light = _light(rng)
     post = Post(
-        key=float(rng.uniform(0.14, 0.30)),
+        key=float(rng.uniform(0.05, 0.12)),
         white_balance=tuple(float(w) for w in np.exp(rng.normal(0, 0.06, 3))),
-        saturation=float(rng.uniform(0.7, 1.15)),
+        saturation=float(rng.uniform(0.85, 1.35)),
         noise=float(rng.uniform(0.0, 0.02)),
         blur_px=float(rng.uniform(0.3, 1.0)),
         vignette=float(rng.uniform(0.0, 0.35)),
@@ -253,6 +273,7 @@ def _facade_params(rng, style):
 
 def _buildings(b: _Builder, rng, side, x_front, style, z_start, z_end, in_cross):
     setback_mu = {"urban": 0.0, "residential": rng.uniform(0, 6), "suburban": rng.uniform(4, 12)}[style]
+    green_lot = {"urban": 0.05, "residential": 0.2, "suburban": 0.3}[style]
     z = z_start
     while z < z_end:
         length = rng.uniform(8, 30) if style != "suburban" else rng.uniform(7, 14)
@@ -261,6 +282,9 @@ def _buildings(b: _Builder, rng, side, x_front, style, z_start, z_end, in_cross)
         z = z1 + gap
         if in_cross(z0, z1, margin=1.0):
             continue
+        if rng.random() < green_lot:  # a park or garden instead of a building
+            _greenery(b, rng, side, x_front + 1.0, x_front + rng.uniform(8, 25), z0, z1)
+            continue
         height = {"urban": rng.uniform(9, 28), "residential": rng.uniform(6, 16), "suburban": rng.uniform(4, 8)}[style]
         setback = max(0.0, setback_mu + rng.normal(0, 0.8 if style != "urban" else 0.2)) if setback_mu or style == "urban" \
             else 0.0
@@ -268,16 +292,72 @@ def _buildings(b: _Builder, rng, side, x_front, style, z_start, z_end, in_cross)
             setback = 0.0
         depth = rng.uniform(8, 20)
         colour = b.jitter(FACADE_COLOURS[rng.integers(len(FACADE_COLOURS))])
-        _side_box(b, side, x_front + setback, x_front + setback + depth, 0.0, height, z0, z1, Mat.FACADE, colour,
-                  _facade_params(rng, style))
+        fparams = _facade_params(rng, style)
+        x_wall = x_front + setback
+        _side_box(b, side, x_wall, x_wall + depth, 0.0, height, z0, z1, Mat.FACADE, colour, fparams)
+        if rng.random() < {"urban": 0.15, "residential": 0.6, "suburban": 0.9}[style]:
+            _roof(b, rng, side, x_wall, depth, height, z0, z1, colour)
+        elif rng.random() < 0.5:  # cornice along a flat roof
+            _side_box(b, side, x_wall - 0.3, x_wall + depth, height - 0.4, height, z0 - 0.3, z1 + 0.3, Mat.CONCRETE,
+                      b.jitter((200, 195, 185), 0.1))
+        floor_h = fparams[0]
+        if style != "suburban" and height > 2.5 * floor_h and rng.random() < 0.3:  # balcony bands
+            out = rng.uniform(0.8, 1.4)
+            concrete = b.jitter((190, 185, 175), 0.15)
+            m = rng.uniform(0.5, 2.0)
+            for k in range(1, int(height / floor_h)):
+                y = k * floor_h
+                _side_box(b, side, x_wall - out, x_wall, y, y + rng.uniform(0.9, 1.1), z0 + m, z1 - m, Mat.CONCRETE,
+                          concrete)
+        if fparams[4] == 1 and setback < 1 and rng.random() < 0.4:  # shop awning
+            out = rng.uniform(1.0, 2.0)
+            y = rng.uniform(2.6, 3.2)
+            _side_box(b, side, x_wall - out, x_wall, y, y + 0.12, z0 + 1, z1 - 1, Mat.CLOTH,
+                      b.jitter(CLOTH_COLOURS[rng.integers(len(CLOTH_COLOURS))], 0.3))
         if setback > 1.5 and rng.random() < 0.5:  # hedge or low wall along the yard
             hedge = rng.random() < 0.6
             h = rng.uniform(0.6, 1.8) if hedge else rng.uniform(0.4, 1.2)
             colour = b.jitter((50, 80, 35), 0.25) if hedge else b.jitter((160, 155, 145), 0.1)
             _side_box(b, side, x_front + 0.2, x_front + rng.uniform(0.5, 1.0), 0.0, h, z0, z1,
                       Mat.FOLIAGE if hedge else Mat.CONCRETE, colour)
-        if setback > 3 and rng.random() < 0.5:
-            _tree(b, rng, side * (x_front + setback * rng.uniform(0.3, 0.7)), rng.uniform(z0, z1))
+        if setback > 3 and rng.random() < 0.6:
+            _greenery(b, rng, side, x_front + 0.5, x_wall - 1.0, z0, z1, count=int(rng.integers(1, 4)))
+
+
+def _greenery(b: _Builder, rng, side, x0, x1, z0, z1, count=None):
+    """Trees and bushes scattered over a lot between |x| = x0..x1, z = z0..z1."""
+    if x1 <= x0:
+        return
+    count = count if count is not None else int(rng.integers(2, 7))
+    for _ in range(count):
+        x, z = side * rng.uniform(x0, x1), rng.uniform(z0, z1)
+        if rng.random() < 0.7:
+            _tree(b, rng, x, z)
+        else:
+            _bush(b, rng, x, z)
+
+
+def _bush(b: _Builder, rng, x, z):
+    r = rng.uniform(0.5, 1.5)
+    h = r * rng.uniform(0.6, 1.2)
+    green = b.jitter([(55, 85, 35), (45, 70, 30), (70, 90, 40)][rng.integers(3)], 0.2)
+    b.add(Kind.ELLIPSOID, (x - r, -0.3 * h, z - r * rng.uniform(0.8, 1.5)), (x + r, 1.7 * h, z + r), Mat.FOLIAGE, green)
+
+
+ROOF_COLOURS = [(150, 60, 40), (120, 50, 35), (90, 40, 30), (60, 60, 65), (110, 100, 95), (40, 40, 45),
+                (170, 90, 60)]
+
+
+def _roof(b: _Builder, rng, side, x_wall, depth, wall_h, z0, z1, wall_colour):
+    """A gable roof with eaves over a building; the ridge runs along the street or across it."""
+    ridge = 2 if rng.random() < 0.65 else 0
+    over = rng.uniform(0.2, 0.6)
+    span = depth if ridge == 2 else (z1 - z0)
+    rise = (span / 2 + over) * math.tan(math.radians(rng.uniform(22, 45)))
+    xa, xb = sorted((side * (x_wall - over), side * (x_wall + depth + over)))
+    colour = b.jitter(ROOF_COLOURS[rng.integers(len(ROOF_COLOURS))], 0.15)
+    b.add(Kind.ROOF, (xa, wall_h, z0 - over), (xb, wall_h + rise, z1 + over), Mat.ROOF, colour, axis=ridge,
+          params=wall_colour)
 
 
 def _far_block(b: _Builder, rng, z_end):
@@ -291,18 +371,32 @@ def _far_block(b: _Builder, rng, z_end):
 
 
 def _tree(b: _Builder, rng, x, z):
-    trunk_h = rng.uniform(1.8, 3.5)
+    """Deciduous (lumpy crown of ellipsoids), poplar (tall and narrow) or conifer (stacked tiers)."""
+    kind = rng.choice(["round", "poplar", "conifer"], p=[0.75, 0.12, 0.13])
+    trunk_h = rng.uniform(1.8, 3.5) if kind != "conifer" else rng.uniform(0.5, 1.5)
     r = rng.uniform(0.1, 0.25)
     b.add(Kind.CYLINDER, (x - r, 0, z - r), (x + r, trunk_h + 0.5, z + r), Mat.BARK, b.jitter((80, 65, 50), 0.2))
-    crown = rng.uniform(1.5, 3.5)
-    green = b.jitter([(60, 90, 35), (45, 75, 30), (80, 100, 40), (70, 85, 45)][rng.integers(4)], 0.2)
-    cy = trunk_h + crown * rng.uniform(0.6, 0.9)
-    for _ in range(int(rng.integers(1, 4))):
-        rx, ry, rz = crown * rng.uniform(0.7, 1.0, 3)
-        ox, oy, oz = rng.normal(0, crown * 0.3, 3)
-        oy = abs(oy)
-        b.add(Kind.ELLIPSOID, (x + ox - rx, cy + oy - ry, z + oz - rz), (x + ox + rx, cy + oy + ry, z + oz + rz),
-              Mat.FOLIAGE, green, params=(1.0,))
+    green = b.jitter([(60, 90, 35), (45, 75, 30), (80, 100, 40), (70, 85, 45), (40, 60, 35)][rng.integers(5)], 0.2)
+    if kind == "round":
+        crown = rng.uniform(1.5, 4.0)
+        cy = trunk_h + crown * rng.uniform(0.6, 0.9)
+        for _ in range(int(rng.integers(2, 6))):
+            rx, ry, rz = crown * rng.uniform(0.55, 0.95, 3)
+            ox, oy, oz = rng.normal(0, crown * 0.35, 3)
+            oy = abs(oy) * 0.8
+            b.add(Kind.ELLIPSOID, (x + ox - rx, cy + oy - ry, z + oz - rz), (x + ox + rx, cy + oy + ry, z + oz + rz),
+                  Mat.FOLIAGE, green)
+    elif kind == "poplar":
+        rr, hh = rng.uniform(1.0, 1.8), rng.uniform(4, 8)
+        b.add(Kind.ELLIPSOID, (x - rr, trunk_h, z - rr), (x + rr, trunk_h + 2 * hh, z + rr), Mat.FOLIAGE, green)
+    else:
+        rr, hh = rng.uniform(1.5, 2.8), rng.uniform(6, 14)
+        tiers = int(rng.integers(3, 5))
+        for k in range(tiers):
+            f = 1 - k / tiers
+            y = trunk_h + hh * k / tiers
+            rk = rr * f
+            b.add(Kind.ELLIPSOID, (x - rk, y, z - rk), (x + rk, y + hh / tiers * 1.6, z + rk), Mat.FOLIAGE, green)
 
 
 def _street_furniture(b: _Builder, rng, side, road_half, x_out, style, z_end, in_cross):
@@ -379,9 +473,9 @@ def _car(b: _Builder, rng, x, z, heading=1):
         b.add(Kind.BOX, (x0 + inset, top, zc - cabin_len / 2), (x1 - inset, top + cabin_h, zc + cabin_len / 2),
               Mat.CAR_CABIN, _lin((20, 25, 30)), params=paint)
     wheel_z = length / 2 - max(0.7, r * 2.2)
+    # one cylinder per axle: its middle is hidden under the body, and half the primitives render faster
     for wz in (z - wheel_z, z + wheel_z):
-        for wx0, wx1 in ((x0 - 0.02, x0 + 0.22), (x1 - 0.22, x1 + 0.02)):
-            b.add(Kind.CYLINDER, (wx0, 0.0, wz - r), (wx1, 2 * r, wz + r), Mat.TIRE, tyre, axis=0)
+        b.add(Kind.CYLINDER, (x0 - 0.02, 0.0, wz - r), (x1 + 0.02, 2 * r, wz + r), Mat.TIRE, tyre, axis=0)
 
 
 def _parked_cars(b: _Builder, rng, side, road_half, strip_w, z_end, in_cross):
@@ -402,7 +496,7 @@ def _pedestrians(b: _Builder, rng, side, road_half, x_out, z_end):
         x = side * rng.uniform(road_half + 0.5, x_out)
         z = rng.uniform(3, 60)
         h = rng.uniform(1.5, 1.9)
-        w = rng.uniform(0.18, 0.25)
+        w = rng.uniform(0.13, 0.2)
         legs = b.jitter(CLOTH_COLOURS[rng.integers(len(CLOTH_COLOURS))], 0.2)
         top = b.jitter(CLOTH_COLOURS[rng.integers(len(CLOTH_COLOURS))], 0.2)
         b.add(Kind.CYLINDER, (x - w, CURB_HEIGHT_M, z - w * 0.7), (x + w, h * 0.5, z + w * 0.7), Mat.CLOTH, legs)
@@ -430,9 +524,9 @@ def _light(rng) -> Light:
     else:
         zenith = np.array([0.12, 0.25, 0.70]) * rng.uniform(0.6, 1.2, 3) ** 0.3 * rng.uniform(0.8, 1.2)
         horizon = np.array([0.70, 0.78, 0.90]) * rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3)
-        ambient = rng.uniform(0.8, 1.3)
+        ambient = rng.uniform(0.5, 0.9)
         clouds = rng.uniform(0.0, 0.7)
-        fog = rng.uniform(300, 1500)
+        fog = rng.uniform(400, 3000)
     return Light(sun_dir=tuple(float(v) for v in sun_dir), sun_rgb=tuple(float(v) for v in sun_rgb),
                  sky_zenith=tuple(float(v) for v in zenith), sky_horizon=tuple(float(v) for v in horizon),
                  ambient=float(ambient), clouds=float(clouds), fog_m=float(fog))
