@@ -12,9 +12,9 @@ Inputs
 
 Working resolution. The networks run at the depth model's training width W_net
 (config["size"][1]) and the proportional height, so a frame's aspect ratio is kept: the input is
-resized there (numpy input: cv2 INTER_AREA when shrinking, INTER_LINEAR when enlarging, on uint8
-— exactly what the training data loaders do; tensor input: F.interpolate bilinear, antialiased,
-which is close to INTER_AREA but not identical), then padded (replicating the border rows/columns, bottom and right) up to a
+resized there with the filters the training data loaders use (cv2 INTER_AREA when shrinking,
+INTER_LINEAR when enlarging; tensor inputs get the same resize as two matrix products, see
+resize_matrix), then padded (replicating the border rows/columns, bottom and right) up to a
 multiple of lcm(U-Net stride 2**levels, 4 = the style generator's stride). After the networks the
 padding is cropped and depth is resized back to the input's resolution bilinearly. Any input size
 works, down to 1×1 (tiny images are upsampled to the working width); only absurd aspect ratios
@@ -28,16 +28,22 @@ camera's field of view (factor 1).
 
 Speed (numerically equivalent rewrites, |Δ| ≈ 1e-6 relative): eval-mode batch norm folded into
 the preceding convolutions, instance norm run as group norm with one channel per group (the same
-statistic, 6-8× faster kernel on CPU), channels_last memory, normalisation inside the module
-(uint8 goes to the device, a quarter of float's bytes). On CUDA: autocast (bf16 where
-supported, else fp16) and optional torch.compile.
+statistic, 6-8× faster kernel on CPU), convolutions with ≤4 output channels split into a k×1
+convolution plus shifted sums (_SplitConv), channels_last memory, normalisation inside the module
+(uint8 goes to the device, a quarter of float's bytes). On CPU, FrameParallel runs whole frames
+on separate cores instead of splitting each layer across them. On CUDA: autocast (bf16 where
+supported, else fp16) and optional torch.compile (on this CPU it bought nothing: 72 vs 75 ms).
+The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images
+and cv2-vs-torch bilinear upsampling of the result.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +64,7 @@ MAX_WORKING_HEIGHT = 8192
 # KITTI's left colour camera (P_rect_02[0,0] = 721.5377 px at 1242 px wide): the default focal of
 # randomly initialised checkpoints, so they behave like a model trained for KITTI-like footage.
 KITTI_FOCAL_PX, KITTI_WIDTH = 721.5377, 1242
+_TIMES_LOCK = threading.Lock()
 
 
 def default_checkpoint_dir() -> Path:
@@ -70,18 +77,32 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _commutes_with_affine(module: nn.Module) -> bool:
+    """Ops that commute with a per-channel affine map: identities, and upsampling whose output
+    pixels are convex combinations of input pixels (nearest, bilinear)."""
+    if isinstance(module, (nn.Identity, nn.Dropout)):
+        return True
+    return isinstance(module, nn.Upsample) and module.mode in ("nearest", "bilinear")
+
+
 def _fold_batch_norm(module: nn.Module) -> None:
-    """Fold every eval-mode BatchNorm that directly follows a convolution inside a Sequential."""
+    """Fold every eval-mode BatchNorm into the convolution before it in the same Sequential
+    (possibly across an upsampling, which commutes with BN's per-channel affine map)."""
     for seq in module.modules():
         if not isinstance(seq, nn.Sequential):
             continue
         names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = seq._modules[a], seq._modules[b]
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d) \
-                    and bn.track_running_stats and bn.running_mean is not None:
-                seq._modules[a] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
-                seq._modules[b] = nn.Identity()
+        for i, name in enumerate(names):
+            bn = seq._modules[name]
+            if not (isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats and bn.running_mean is not None):
+                continue
+            j = i - 1
+            while j >= 0 and _commutes_with_affine(seq._modules[names[j]]):
+                j -= 1
+            conv = seq._modules[names[j]] if j >= 0 else None
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+                seq._modules[names[j]] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                seq._modules[name] = nn.Identity()
 
 
 def _instance_to_group_norm(module: nn.Module) -> None:
@@ -97,23 +118,75 @@ def _instance_to_group_norm(module: nn.Module) -> None:
             _instance_to_group_norm(child)
 
 
+class _SplitConv(nn.Module):
+    """A k×k convolution with few output channels as a k×1 convolution to k·C channels followed by
+    k shifted additions. oneDNN computes output channels 16 at a time, so a 3-channel output (the
+    style generator's last 7×7 layer) or a 1-channel one (the U-Net head) wastes most of the work;
+    the split form computes the same sums in another order (|Δ| ~1e-6 relative), 2-3× faster."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        cout, cin, kh, kw = conv.weight.shape
+        self.cout, self.kw = cout, kw
+        self.ph, self.pw = conv.padding
+        # Rows ordered (dx, c): the k×1 output for column offset dx is one contiguous channel block.
+        self.register_buffer("weight", conv.weight.detach().permute(3, 0, 1, 2).reshape(kw * cout, cin, kh, 1).contiguous())
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().reshape(1, cout, 1, 1).clone())
+
+    @staticmethod
+    def applies(conv: nn.Module) -> bool:
+        return (type(conv) is nn.Conv2d and conv.out_channels <= 4 and conv.kernel_size[1] > 1
+                and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+                and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        # The convolution in the input's layout (channels_last is oneDNN's fast one), its k·C-channel
+        # result in NCHW: the shifted slices below are then runs of contiguous memory.
+        z = F.conv2d(x, self.weight, None, padding=(self.ph, 0)).contiguous()
+        if self.pw:
+            z = F.pad(z, (self.pw, self.pw))
+        c, wo = self.cout, z.shape[-1] - self.kw + 1
+        y = z[:, :c, :, :wo] + z[:, c:2 * c, :, 1:1 + wo]
+        for dx in range(2, self.kw):
+            y = y + z[:, dx * c:(dx + 1) * c, :, dx:dx + wo]
+        if self.bias is not None:
+            y = y + self.bias
+        return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+
+
+def _split_thin_convs(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if _SplitConv.applies(child):
+            setattr(module, name, _SplitConv(child))
+        else:
+            _split_thin_convs(child)
+
+
 def optimize_for_inference(model: nn.Module) -> nn.Module:
     """A copy of an eval-mode model with the numerically equivalent rewrites described above."""
     model = copy.deepcopy(model).eval()
     _fold_batch_norm(model)
     _instance_to_group_norm(model)
+    _split_thin_convs(model)
     return model.to(memory_format=torch.channels_last)
 
 
-def resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
-    """(size_out × size_in) matrix of F.interpolate's antialiased bilinear resize along one axis.
+def resize_interpolation(width_in: int, width_out: int) -> int:
+    """The cv2 filter the training loaders use: area averaging to shrink, bilinear to enlarge."""
+    return cv2.INTER_AREA if width_out < width_in else cv2.INTER_LINEAR
 
-    Resizing is linear and separable, so at a fixed input size it is two matrix products; graph
-    exporters that lack the antialiased kernel (ONNX) get exactly the same operation this way.
+
+@functools.lru_cache(maxsize=16)
+def resize_matrix(size_in: int, size_out: int, interpolation: int) -> torch.Tensor:
+    """(size_out × size_in) float32 matrix of cv2.resize along one axis.
+
+    cv2's area and bilinear resizes are linear and separable, so at a fixed size a resize is two
+    matrix products: the tensor path and exported graphs (ONNX has no area filter) compute the
+    same resize as the numpy path's cv2.resize this way.
     """
-    eye = torch.eye(size_in, dtype=torch.float64)[None, :, :, None]
-    out = F.interpolate(eye, size=(size_out, 1), mode="bilinear", antialias=True, align_corners=False)
-    return out[0, :, :, 0].T.float().contiguous()
+    eye = np.eye(size_in, dtype=np.float64)
+    return torch.from_numpy(cv2.resize(eye, (size_in, size_out), interpolation=interpolation).astype(np.float32))
 
 
 class DepthPipeline(nn.Module):
@@ -134,8 +207,6 @@ class DepthPipeline(nn.Module):
         self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
-        # Export mode: antialiased resize as matrix products (see resize_matrix) and no uint8 kernel.
-        self.export_mode = False
         # Set to a dict to accumulate seconds spent in "style" and "depth" (the bench's stage times).
         self.stage_times: dict[str, float] | None = None
 
@@ -151,7 +222,7 @@ class DepthPipeline(nn.Module):
             raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
         if checkpoint is None and style is None and depth is None:
             checkpoint = default_checkpoint_dir()
-            if not checkpoint.is_dir():
+            if not (checkpoint / "depth").is_dir():
                 raise DepthdaError(f"no default checkpoint yet at {checkpoint}; pass --checkpoint DIR "
                                    "(a folder with style/ and depth/) or --style RUN --depth RUN")
         if checkpoint is not None:
@@ -224,18 +295,21 @@ class DepthPipeline(nn.Module):
 
     # ------------------------------------------------------------------ the graph (tensors)
     def _resize_input(self, x: torch.Tensor, hn: int, wn: int) -> torch.Tensor:
-        """Bx3xHxW uint8 or float(0..1) → float32 in [-1, 1] at hn×wn (antialiased bilinear)."""
-        h, w = x.shape[-2:]
-        x = x.float() * (1 / 127.5) - 1 if x.dtype == torch.uint8 else x.float() * 2 - 1
-        if (h, w) == (hn, wn):
-            return x
-        if self.export_mode:
-            x = torch.matmul(resize_matrix(h, hn).to(x.device), x)
-            return torch.matmul(x, resize_matrix(w, wn).T.to(x.device))
-        return F.interpolate(x, size=(hn, wn), mode="bilinear", antialias=True, align_corners=False)
+        """Bx3xHxW uint8 or float(0..1) → float32 in [-1, 1] at hn×wn, resized as cv2 would."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        is_uint8 = x.dtype == torch.uint8
+        x = x.float()
+        if (h, w) != (hn, wn):
+            interp = resize_interpolation(w, wn)
+            x = torch.matmul(resize_matrix(h, hn, interp).to(x.device), x)
+            x = torch.matmul(x, resize_matrix(w, wn, interp).T.to(x.device))
+            if is_uint8:
+                x = torch.floor(x + 0.5)  # cv2 rounds a resized uint8 image half up
+        return x * (1 / 127.5) - 1 if is_uint8 else x * 2 - 1
 
     def _timed(self, name: str, fn, x):
-        if self.stage_times is None:
+        times = self.stage_times
+        if times is None:
             return fn(x)
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
@@ -243,7 +317,8 @@ class DepthPipeline(nn.Module):
         y = fn(x)
         if y.device.type == "cuda":
             torch.cuda.synchronize(y.device)
-        self.stage_times[name] = self.stage_times.get(name, 0.0) + time.perf_counter() - t
+        with _TIMES_LOCK:  # FrameParallel workers time their frames concurrently
+            times[name] = times.get(name, 0.0) + time.perf_counter() - t
         return y
 
     def networks(self, x: torch.Tensor, hn: int, wn: int) -> torch.Tensor:
@@ -260,7 +335,8 @@ class DepthPipeline(nn.Module):
         """Bx3xHxW uint8/float(0..1) → B×hn×wn depth in metres at the working size (unscaled)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise DepthdaError(f"expected a Bx3xHxW tensor, got shape {tuple(x.shape)}")
-        hn, wn, hp, wp = self.working_size(*x.shape[-2:])
+        # int(): under tracing shapes are tensors; the exported graph has a fixed size anyway.
+        hn, wn, hp, wp = self.working_size(int(x.shape[-2]), int(x.shape[-1]))
         x = self._resize_input(x, hn, wn)
         if (hp, wp) != (hn, wn):
             x = F.pad(x, (0, wp - wn, 0, hp - hn), mode="replicate")
@@ -272,7 +348,7 @@ class DepthPipeline(nn.Module):
             if x.ndim == 4:
                 return self.predict_batch(x, focal_px=focal_px)
             return self.predict_batch([x], focal_px=focal_px)[0]
-        h, w = x.shape[-2:]
+        h, w = int(x.shape[-2]), int(x.shape[-1])
         depth = self.forward_working(x)
         depth = F.interpolate(depth[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         scale = self.focal_scale(focal_px, w)
@@ -286,13 +362,12 @@ class DepthPipeline(nn.Module):
         """H×W×3 uint8 RGB → hp×wp×3 uint8 at the working size, border-replicated to the stride.
 
         Resized with cv2 exactly as the training loaders resize images (INTER_AREA when shrinking,
-        INTER_LINEAR when enlarging, on uint8); the tensor path's antialiased bilinear is close to
-        but not bit-identical with INTER_AREA.
+        INTER_LINEAR when enlarging, on uint8).
         """
         h, w = image.shape[:2]
         hn, wn, hp, wp = self.working_size(h, w)
         if (h, w) != (hn, wn):
-            image = cv2.resize(image, (wn, hn), interpolation=cv2.INTER_AREA if wn < w else cv2.INTER_LINEAR)
+            image = cv2.resize(image, (wn, hn), interpolation=resize_interpolation(w, wn))
         if (hp, wp) != (hn, wn):
             image = cv2.copyMakeBorder(image, 0, hp - hn, 0, wp - wn, cv2.BORDER_REPLICATE)
         return image
@@ -343,6 +418,47 @@ class DepthPipeline(nn.Module):
         h, w = frames[0].shape[:2]
         working = self.run_prepared([self.prepare(f) for f in frames], h, w)
         return self.finish(working, h, w, focal_px)
+
+
+class FrameParallel:
+    """CPU model stage that runs the frames of a batch on separate threads, one core each.
+
+    Splitting each convolution across cores (PyTorch's default) makes every layer end in a
+    barrier; when another process or another pipeline stage holds a core, OpenMP's spinning
+    threads wait for the descheduled one and a 2-thread forward ran 4× slower than a 1-thread
+    one here. Whole frames per core need no barrier and, on an idle machine, were as fast as
+    the 2-thread forward (bench: model_ablation). Use as a context manager: it sets torch's
+    thread count for the run and restores it.
+    """
+
+    def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        cores = os.cpu_count() or 1
+        self.pipe = pipe
+        self.workers = workers or min(cores, 2)
+        self.threads = threads_per_worker or max(1, cores // self.workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="depthda-model") if self.workers > 1 else None
+        self._saved = None
+
+    def __enter__(self) -> "FrameParallel":
+        self._saved = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._saved is not None:
+            torch.set_num_threads(self._saved)
+
+    def __call__(self, prepared: np.ndarray, height: int, width: int) -> np.ndarray:
+        if self._pool is None or len(prepared) == 1:
+            return self.pipe.run_prepared(prepared, height, width)
+        chunks = np.array_split(np.asarray(prepared), min(self.workers, len(prepared)))
+        parts = self._pool.map(lambda c: self.pipe.run_prepared(c, height, width), chunks)
+        return np.concatenate(list(parts))
 
 
 def init_checkpoint(folder: str | Path, depth_preset: str = "small", style_preset: str = "small",

@@ -27,6 +27,9 @@ COMMAND_MODULES = (
     "evaluate",
     "train",
     "synth",
+    "predict",
+    "bench",
+    "export",
 )
 
 for _name in COMMAND_MODULES:

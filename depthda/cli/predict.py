@@ -1,0 +1,57 @@
+"""`depthda predict`: coloured depth (and optionally lossless depth) for images, folders and videos."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional, Tuple
+
+import typer
+
+
+class DepthFormat(str, Enum):
+    png16 = "png16"
+    npy = "npy"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict(
+        input: Path = typer.Argument(..., help="An image, a folder of images (recursive) or a video (mp4, avi, mkv, mov, webm)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Image file (or folder), folder, or video file."),
+        checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder with style/ and depth/ (default: checkpoints/default)."),
+        style: Optional[Path] = typer.Option(None, help="Style training run (model.safetensors + config.json); with --depth."),
+        depth: Optional[Path] = typer.Option(None, help="Depth training run (model.safetensors + config.json)."),
+        no_style: bool = typer.Option(False, "--no-style", help="Skip the style-transfer stage (real images straight into the depth net)."),
+        device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N."),
+        batch_size: Optional[int] = typer.Option(None, help="Frames per network call (default 1 on CPU, 8 on CUDA)."),
+        cmap: str = typer.Option("magma", help="Matplotlib colormap; near is drawn with its bright end."),
+        depth_range: Optional[Tuple[float, float]] = typer.Option(
+            None, "--range", help="MIN MAX metres of the log colour scale, fixed for all frames (default: the model's output range)."),
+        side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input | depth (twice the width)."),
+        depth_format: Optional[DepthFormat] = typer.Option(
+            None, help="Also write lossless depth: png16 (metres×256, KITTI) or npy (float32 metres)."),
+        focal: Optional[float] = typer.Option(None, help="Input camera's focal length in pixels (input resolution); scales depth."),
+        calib: Optional[Path] = typer.Option(None, help="KITTI calib_cam_to_cam.txt: focal from P_rect_02."),
+        frames: Optional[int] = typer.Option(None, help="Video: only the first N frames."),
+        compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
+    ) -> None:
+        """Predict depth and write it as colour images or video."""
+        import cv2
+
+        from depthda.predict import predict as run_predict
+
+        # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+        result = run_predict(
+            input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
+            batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
+            depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
+            compile=compile, max_frames=frames)
+        if result.kind == "folder":
+            typer.echo(f"skipped {result.skipped} non-image files")
+        what = "frames" if result.kind == "video" else "images"
+        typer.echo(f"wrote {result.frames} {what} to {result.output} ({result.fps:.1f} frames/s)")
+        if result.depth_output is not None:
+            typer.echo(f"wrote depth ({depth_format.value}) to {result.depth_output}")

@@ -1,0 +1,131 @@
+"""`depthda export`: the whole inference chain as one graph file (ONNX or TorchScript).
+
+The graph takes `image`: B×3×H×W at the fixed size given at export (batch size free), either
+uint8 RGB 0..255 (default) or float32 RGB 0..1 (`input_type="float"`), and returns `depth`:
+B×H×W float32 metres at the same size. Inside: normalisation, the resize to the working size (as
+two matrix products equal to cv2's INTER_AREA/INTER_LINEAR, see depthda.pipeline.resize_matrix),
+border padding to the stride, style generator, depth U-Net, decoding to metres, crop and bilinear
+resize back. Depth assumes the training camera's field of view: for another camera multiply by
+DepthPipeline.focal_scale(focal_px, W) outside the graph.
+
+Every export is run once on a sample frame and compared with the PyTorch pipeline; the largest
+absolute difference (metres) is returned and printed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from depthda.errors import DepthdaError
+from depthda.utils.fsio import atomic_path
+
+FORMATS = ("onnx", "torchscript")
+INPUT_TYPES = ("uint8", "float")
+ONNX_OPSET = 17
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    size: tuple[int, int]
+    input_type: str
+    max_abs_diff: float
+
+
+class _Graph(nn.Module):
+    """Tensor-only wrapper: the traced graph has no numpy branch and no focal argument."""
+
+    def __init__(self, pipe):
+        super().__init__()
+        self.pipe = pipe
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.pipe(image)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise DepthdaError(f"size must look like HxW (e.g. 375x1242), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise DepthdaError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torch.Tensor:
+    """A real dash-cam frame (the shipped sample video) resized to `size`, else a fixed pattern."""
+    from depthda.bench import DEFAULT_VIDEO
+
+    h, w = size
+    frame = None
+    if DEFAULT_VIDEO.is_file():
+        cap = cv2.VideoCapture(str(DEFAULT_VIDEO))
+        ok, bgr = cap.read()
+        cap.release()
+        if ok:
+            frame = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA)
+    if frame is None:
+        frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None].repeat(batch, 1, 1, 1)
+    return x if input_type == "uint8" else x.float() / 255
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError as exc:
+        raise DepthdaError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
+                           "pip install 'depthda[export]'") from None
+    return onnxruntime
+
+
+def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | None = None,
+                    style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
+                    size: tuple[int, int] | str | None = None, input_type: str = "uint8") -> ExportResult:
+    from depthda.pipeline import DepthPipeline
+
+    if fmt not in FORMATS:
+        raise DepthdaError(f"unknown export format {fmt!r} (use onnx or torchscript)")
+    if input_type not in INPUT_TYPES:
+        raise DepthdaError(f"unknown input type {input_type!r} (use uint8 or float)")
+    ort = _require_onnx() if fmt == "onnx" else None
+    output = Path(output)
+    pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style)
+    if isinstance(size, str):
+        size = parse_size(size)
+    size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
+    pipe.working_size(*size)  # refuses absurd sizes before tracing
+    graph = _Graph(pipe).eval()
+    x = sample_input(size, input_type)
+    with torch.inference_mode():
+        reference = graph(x).numpy()
+
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints: the size is fixed by design
+        if fmt == "onnx":
+            with torch.no_grad():
+                torch.onnx.export(graph, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
+                                  input_names=["image"], output_names=["depth"],
+                                  dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}})
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            got = session.run(None, {"image": x.numpy()})[0]
+        else:
+            with torch.no_grad():
+                traced = torch.jit.trace(graph, (x,), check_trace=False)
+            traced.save(str(tmp))
+            with torch.inference_mode():
+                got = torch.jit.load(str(tmp), map_location="cpu")(x).numpy()
+        if got.shape != reference.shape:
+            raise DepthdaError(f"exported graph returns shape {got.shape}, PyTorch {reference.shape}")
+        diff = float(np.abs(got - reference).max())
+    return ExportResult(output, fmt, size, input_type, diff)

@@ -1,0 +1,364 @@
+"""`depthda predict` as a function: an image, a folder of images or a video → coloured depth.
+
+Outputs
+    image in   → OUTPUT image file (format from its suffix), or OUTPUT/<stem>.png if OUTPUT has
+                 no suffix;
+    folder in  → OUTPUT folder mirroring the input's relative paths, each as .png;
+    video in   → OUTPUT video: same frame count, frame rate and size as the input (H.264, see
+                 depthda.video); with --side-by-side every output is input | depth, twice as wide.
+Lossless depth (`depth_format`): "png16" = uint16 PNG, metres × 256 rounded, clipped to 65535
+(KITTI's convention), or "npy" = float32 metres, at the input's resolution, beside the output:
+`<out stem>_depth.png|npy` for an image, `<OUTPUT>_depth/<relative path>` for a folder and
+`<out stem>_depth/000000.png|npy ...` (one per frame) for a video.
+
+Colours: one fixed log-scale range for every image and frame (no per-frame normalisation), by
+default the depth model's own output range (DepthParam min..max, 0.5–80 m for the shipped
+configs), near = bright; see depthda.colorize.
+
+Nothing is half-written: a video goes to a temporary file renamed when complete; image outputs
+are written to a staging folder and moved into place only after the whole run succeeded, so a
+failing run leaves existing outputs byte-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from depthda.colorize import DEFAULT_CMAP, DepthColorizer, side_by_side
+from depthda.errors import DepthdaError
+from depthda.pipeline import DepthPipeline, FrameParallel
+from depthda.utils.fsio import atomic_dir, atomic_path
+from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb
+from depthda.video import VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file, run_overlapped
+
+DEPTH_FORMATS = ("png16", "npy")
+
+
+@dataclass
+class PredictResult:
+    kind: str                     # "image", "folder" or "video"
+    output: Path
+    frames: int                   # images or video frames written
+    skipped: int = 0              # non-image files skipped in a folder
+    depth_output: Path | None = None
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- depth files
+
+def depth_png16(depth_m: np.ndarray) -> np.ndarray:
+    """Metres → KITTI's uint16 PNG values (metres × 256, rounded, clipped to 0..65535)."""
+    return np.clip(np.rint(np.asarray(depth_m, np.float32) * 256.0), 0, 65535).astype(np.uint16)
+
+
+def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "png16":
+        if not cv2.imwrite(str(path), depth_png16(depth_m)):
+            raise DepthdaError(f"could not write {path}")
+    else:
+        np.save(path, np.asarray(depth_m, np.float32))
+
+
+def depth_suffix(fmt: str) -> str:
+    return ".png" if fmt == "png16" else ".npy"
+
+
+def write_image(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise DepthdaError(f"could not write {path}")
+
+
+# ---------------------------------------------------------------------------- staging
+
+@contextlib.contextmanager
+def staged(root: Path) -> Iterator[Path]:
+    """A temporary folder beside `root`'s contents; on success each file moves to the same
+    relative path under `root` (one atomic rename per file); on failure nothing changes."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".depthda-staging-", dir=root))
+    try:
+        yield tmp
+        for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            dst = root / src.relative_to(tmp)
+            if dst.is_dir():
+                raise DepthdaError(f"cannot replace folder {dst} with a file")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- options
+
+def focal_from_calib(path: str | Path, camera: int = 2) -> float:
+    """P_rect_0c[0, 0] of a KITTI calib_cam_to_cam.txt (camera 2 = left colour)."""
+    from depthda.data.kitti import read_calib_file
+
+    calib = read_calib_file(path)
+    key = f"P_rect_{camera:02d}"
+    if key not in calib or calib[key].size != 12:
+        raise DepthdaError(f"{path}: missing or malformed {key} (expected a KITTI calib_cam_to_cam.txt)")
+    return float(calib[key][0])
+
+
+def input_kind(path: Path) -> str:
+    if not path.exists():
+        raise DepthdaError(f"input not found: {path}")
+    if path.is_dir():
+        return "folder"
+    if path.stat().st_size == 0:
+        raise DepthdaError(f"input file is empty: {path}")
+    if is_video_file(path):
+        return "video"
+    if is_image_file(path):
+        return "image"
+    raise DepthdaError(f"unsupported input {path}: expected an image ({', '.join(IMAGE_SUFFIXES)}), "
+                       f"a folder of images or a video ({', '.join(VIDEO_SUFFIXES)})")
+
+
+def _check_output(kind: str, inp: Path, out: Path) -> None:
+    if out.resolve() == inp.resolve():
+        raise DepthdaError(f"output {out} would overwrite the input")
+    if kind == "video" and out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DepthdaError(f"video output must end in one of {', '.join(VIDEO_SUFFIXES)}: {out}")
+    if kind == "folder":
+        if out.exists() and not out.is_dir():
+            raise DepthdaError(f"output for a folder must be a folder, but {out} is a file")
+        if out.resolve().is_relative_to(inp.resolve()):
+            raise DepthdaError(f"output folder {out} must not be inside the input folder {inp}")
+    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES)} "
+                           f"(or have no suffix to name a folder): {out}")
+
+
+def _progress(total: int | None, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    # disable=None: only on a terminal, so logs and captured stderr hold just the result or the error.
+    return tqdm(total=total, desc=desc, unit="frame", disable=None if enabled else True, leave=False,
+                dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------- the runs
+
+def predict(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
+            style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
+            device: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
+            depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
+            depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
+            compile: bool = False, max_frames: int | None = None, progress: bool = True) -> PredictResult:
+    """Predict depth for an image, a folder of images or a video; see the module docstring."""
+    inp, out = Path(input), Path(output)
+    kind = input_kind(inp)
+    _check_output(kind, inp, out)
+    if depth_format is not None and depth_format not in DEPTH_FORMATS:
+        raise DepthdaError(f"unknown depth format {depth_format!r} (use png16 or npy)")
+    if focal_px is not None and calib is not None:
+        raise DepthdaError("give --focal or --calib, not both")
+    if calib is not None:
+        focal_px = focal_from_calib(calib)
+    if batch_size is not None and batch_size < 1:
+        raise DepthdaError("--batch-size must be at least 1")
+    if max_frames is not None and max_frames < 1:
+        raise DepthdaError("--frames must be at least 1")
+    if kind == "folder":
+        images, skipped = list_images(inp)
+        if not images:
+            raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
+                               f"{', '.join(IMAGE_SUFFIXES)})")
+    reader = VideoReader(inp, max_frames=max_frames) if kind == "video" else None
+    try:
+        if pipeline is None:
+            pipeline = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device=device,
+                                                     use_style=use_style, compile=compile)
+        if focal_px is not None:
+            pipeline.focal_scale(focal_px, 1)  # fails early if the model cannot be rescaled
+        near, far = depth_range or (pipeline.depth_param.min_depth, pipeline.depth_param.max_depth)
+        colorizer = DepthColorizer(near, far, cmap)
+        with contextlib.ExitStack() as stack:
+            if pipeline.device.type == "cpu":
+                run = stack.enter_context(FrameParallel(pipeline))
+                # One frame per worker per call: bigger CPU batches bought nothing (bench).
+                batch_size = batch_size or run.workers
+            else:
+                run = pipeline.run_prepared
+                batch_size = batch_size or 8
+            opts = dict(pipeline=pipeline, run=run, colorizer=colorizer, batch_size=batch_size, sbs=side_by_side,
+                        depth_format=depth_format, focal_px=focal_px, progress=progress)
+            t0 = time.perf_counter()
+            if kind == "video":
+                result = _predict_video(reader, out, **opts)
+            elif kind == "folder":
+                result = _predict_images(inp, images, out, folder=True, **opts)
+                result.skipped = len(skipped)
+            else:
+                result = _predict_images(inp, [inp], out, folder=False, **opts)
+            result.seconds = time.perf_counter() - t0
+        return result
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _image_targets(inp: Path, images: list[Path], out: Path, folder: bool, depth_format: str | None):
+    """(staging root, [(colour rel path, depth rel path or None)]) for each image."""
+    ext = depth_suffix(depth_format) if depth_format else None
+    if folder:
+        root = out.parent
+        pairs = []
+        for p in images:
+            rel = p.relative_to(inp).with_suffix(".png")
+            pairs.append((Path(out.name) / rel, Path(out.name + "_depth") / rel.with_suffix(ext) if ext else None))
+        return root, pairs
+    target = out if out.suffix else out / (inp.stem + ".png")
+    depth_rel = Path(target.stem + "_depth" + ext) if ext else None
+    return target.parent, [(Path(target.name), depth_rel)]
+
+
+def _image_batches(images: list[Path], pipeline, batch_size: int):
+    """Read and prepare images, batching consecutive images of one size."""
+    batch: list = []
+    for path in images:
+        rgb = read_rgb(path)
+        if batch and (len(batch) == batch_size or batch[0][1].shape != rgb.shape):
+            yield _pack(batch, pipeline)
+            batch = []
+        batch.append((path, rgb))
+    if batch:
+        yield _pack(batch, pipeline)
+
+
+def _pack(batch, pipeline):
+    return [p for p, _ in batch], [im for _, im in batch], np.stack([pipeline.prepare(im) for _, im in batch])
+
+
+def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, pipeline, run, colorizer,
+                    batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
+                    progress: bool) -> PredictResult:
+    root, targets = _image_targets(inp, images, out, folder, depth_format)
+    target_of = dict(zip(images, targets))
+    bar = _progress(len(images), "predict", progress)
+    with staged(root) as stage:
+        def model(item):
+            paths, frames, prepared = item
+            h, w = frames[0].shape[:2]
+            return paths, frames, run(prepared, h, w)
+
+        def finish(item):
+            paths, frames, working = item
+            h, w = frames[0].shape[:2]
+            for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
+                colour_rel, depth_rel = target_of[path]
+                colour = colorizer(depth)
+                write_image(stage / colour_rel, side_by_side(rgb, colour) if sbs else colour)
+                if depth_rel is not None:
+                    write_depth(stage / depth_rel, depth, depth_format)
+                bar.update(1)
+
+        try:
+            busy = run_overlapped(_image_batches(images, pipeline, batch_size), model, [("write", finish)],
+                                  source_name="read")
+        finally:
+            bar.close()
+    first_colour, first_depth = targets[0]
+    output = out if folder else root / first_colour
+    depth_output = None
+    if first_depth is not None:
+        depth_output = root / (first_depth.parts[0] if folder else first_depth)
+    return PredictResult("folder" if folder else "image", output, len(images), depth_output=depth_output,
+                         stage_seconds=busy)
+
+
+def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int, sbs: bool, focal_px: float | None,
+                 write_frame: Callable[[np.ndarray], None], write_depth_frame: Callable[[int, np.ndarray], None] | None):
+    """(source, model, workers) of a video run for run_overlapped; shared with the bench."""
+    info = reader.info
+    h, w = info.height, info.width
+
+    def source():
+        batch = []
+        for frame in reader:
+            if frame.shape[:2] != (h, w):
+                raise DepthdaError(f"frame {reader.frames_read - 1} of {reader.path} changes size "
+                                   f"({frame.shape[1]}x{frame.shape[0]} vs {w}x{h})")
+            batch.append(frame)
+            if len(batch) == batch_size:
+                yield batch, np.stack([pipeline.prepare(f) for f in batch])
+                batch = []
+        if batch:
+            yield batch, np.stack([pipeline.prepare(f) for f in batch])
+
+    def model(item):
+        frames, prepared = item
+        return frames, run(prepared, h, w)
+
+    index = 0
+
+    def colour(item):
+        nonlocal index
+        frames, working = item
+        outs = []
+        for rgb, depth in zip(frames, pipeline.finish(working, h, w, focal_px)):
+            if write_depth_frame is not None:
+                write_depth_frame(index, depth)
+            index += 1
+            c = colorizer(depth)
+            outs.append(side_by_side(rgb, c) if sbs else c)
+        return outs
+
+    def encode(outs):
+        for o in outs:
+            write_frame(o)
+
+    return source(), model, [("colorize", colour), ("encode", encode)]
+
+
+def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,
+                   depth_format: str | None, focal_px: float | None, progress: bool) -> PredictResult:
+    info = reader.info
+    total = min(info.frame_count, reader.max_frames or info.frame_count) or None
+    depth_dir = out.with_name(out.stem + "_depth") if depth_format else None
+    bar = _progress(total, "predict", progress)
+    with contextlib.ExitStack() as stack:
+        tmp_video = stack.enter_context(atomic_path(out))
+        tmp_depth = stack.enter_context(atomic_dir(depth_dir)) if depth_dir else None
+        writer = VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height, info.fps)
+        ext = depth_suffix(depth_format) if depth_format else None
+
+        def write_frame(frame):
+            writer.write(frame)
+            bar.update(1)
+
+        write_depth_frame = (lambda i, d: write_depth(tmp_depth / f"{i:06d}{ext}", d, depth_format)) if tmp_depth else None
+        source, model, workers = video_stages(reader, pipeline, run, colorizer, batch_size, sbs, focal_px,
+                                              write_frame, write_depth_frame)
+        try:
+            busy = run_overlapped(source, model, workers)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        finally:
+            bar.close()
+        writer.close()
+        if writer.frames_written != reader.frames_read:
+            raise DepthdaError(f"wrote {writer.frames_written} frames but read {reader.frames_read}")
+    return PredictResult("video", out, writer.frames_written, depth_output=depth_dir, stage_seconds=busy)

@@ -1,0 +1,95 @@
+"""`depthda bench` (pipeline vs naive, one run) and `depthda export` (ONNX, TorchScript)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from depthda.cli import run
+from depthda.errors import DepthdaError
+from depthda.export import export_pipeline, sample_input
+from depthda.pipeline import DepthPipeline, init_checkpoint
+
+SIZE = (64, 128)
+# torch.jit is deprecated in favour of torch.export, but TorchScript is the format asked for here.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # See test_pipeline.py: 2 OpenMP threads on 2 busy cores spin on barriers; one is plenty here.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=SIZE)
+
+
+def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
+    out = tmp_path / "bench.json"
+    assert run(["bench", "--frames", "4", "--checkpoint", str(ckpt), "--json", str(out), "--rounds", "1",
+                "--no-ablation"]) == 0
+    r = json.loads(out.read_text())
+    assert r["frames"] == 4 and r["input_size"] == [540, 960] and r["working_size"] == [72, 128]
+    assert r["fps"] > 0 and r["naive_fps"] > 0 and r["speedup"] == pytest.approx(r["fps"] / r["naive_fps"], rel=0.01)
+    assert {"decode", "style", "depth", "colorize", "encode"} <= set(r["stage_ms_per_frame"]["naive"])
+    assert {"decode", "model", "style", "depth", "colorize", "encode"} <= set(r["stage_ms_per_frame"]["pipeline"])
+    assert r["flops_per_frame"]["style"] > 1e8 and r["flops_per_frame"]["depth"] > 1e7
+    assert r["peak_matmul_flops"] > 1e9 and 0 < r["model_stage_fraction_of_peak"] < 1.5
+    # Same frames, same preprocessing: only float rounding separates the two paths.
+    assert r["max_rel_depth_diff"] < 1e-3
+    assert "speedup" in capsys.readouterr().out
+
+
+def test_bench_ablation_lists_each_step(ckpt):
+    from depthda.bench import DEFAULT_VIDEO, model_ablation, read_frames
+
+    frames, _ = read_frames(DEFAULT_VIDEO, 2)
+    plain = DepthPipeline.from_checkpoint(ckpt, device="cpu", optimize=False)
+    fast = DepthPipeline.from_checkpoint(ckpt, device="cpu")
+    rows = model_ablation(plain, fast, frames, threads_options=[1], batch_options=[1, 2], rounds=1)
+    names = [row["variant"] for row in rows]
+    assert names[0].startswith("eager fp32 NCHW") and any("channels_last" in n for n in names)
+    assert all(row["model_ms_per_frame"] > 0 for row in rows)
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_export_matches_pytorch(tmp_path, ckpt, fmt, suffix, capsys):
+    out = tmp_path / f"model{suffix}"
+    assert run(["export", "--format", fmt, "-o", str(out), "--checkpoint", str(ckpt), "--size", "90x150"]) == 0
+    assert "max |export - pytorch|" in capsys.readouterr().out
+    pipe = DepthPipeline.from_checkpoint(ckpt, device="cpu")
+    x = sample_input((90, 150), "uint8", batch=2)  # batch 2: the batch axis is free
+    with torch.inference_mode():
+        ref = pipe(x).numpy()
+    if fmt == "onnx":
+        import onnxruntime
+
+        got = onnxruntime.InferenceSession(str(out)).run(None, {"image": x.numpy()})[0]
+    else:
+        got = torch.jit.load(str(out))(x).detach().numpy()
+    assert got.shape == (2, 90, 150)
+    assert np.abs(got - ref).max() < 1e-3 * ref.max()
+
+
+def test_export_float_input_and_returned_difference(tmp_path, ckpt):
+    r = export_pipeline("torchscript", tmp_path / "f.pt", checkpoint=ckpt, size=(40, 60), input_type="float")
+    assert r.max_abs_diff < 1e-4 and r.size == (40, 60)
+    graph = torch.jit.load(str(tmp_path / "f.pt"))
+    assert graph(torch.rand(1, 3, 40, 60)).shape == (1, 40, 60)
+
+
+def test_export_errors(tmp_path, ckpt, capsys, monkeypatch):
+    assert run(["export", "--format", "onnx", "-o", str(tmp_path / "m.onnx"), "--checkpoint", str(ckpt),
+                "--size", "12-34"]) == 1
+    assert "HxW" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the extra were not installed
+    with pytest.raises(DepthdaError, match=r"depthda\[export\]"):
+        export_pipeline("onnx", tmp_path / "m.onnx", checkpoint=ckpt)
+    assert not (tmp_path / "m.onnx").exists()
