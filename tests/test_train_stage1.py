@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from depthda.cli import run
 from depthda.models.weights import load_exported
-from tests.train_fixtures import make_synthia
+from train_fixtures import make_synthia
 
 
 def args(data, out, steps, *extra):
