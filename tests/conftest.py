@@ -26,3 +26,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real test material expected at {SHARED_DATA} (../shared/data beside the repo)")
     return SHARED_DATA
+
+
+# ---------------------------------------------------------------- inference tests
+PIPELINE_SIZE = (64, 128)  # a small working size keeps every inference test fast
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # With both cores busy elsewhere, a 2-thread OpenMP forward spins on barriers and ran 80× slower
+    # than a 1-thread one here (10 ms vs 800 ms); the test networks are tiny, one thread is plenty.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A pipeline checkpoint of randomly initialised small stages."""
+    from depthda.pipeline import init_checkpoint
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=PIPELINE_SIZE)
+
+
+@pytest.fixture(scope="module")
+def pipe(ckpt):
+    from depthda.pipeline import DepthPipeline
+    return DepthPipeline.from_checkpoint(ckpt, device="cpu")

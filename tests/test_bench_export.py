@@ -12,23 +12,11 @@ from depthda.errors import DepthdaError
 from depthda.export import export_pipeline, sample_input
 from depthda.pipeline import DepthPipeline, init_checkpoint
 
-SIZE = (64, 128)
+from conftest import PIPELINE_SIZE as SIZE
+
 # torch.jit is deprecated in favour of torch.export, but TorchScript is the format asked for here.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # See test_pipeline.py: 2 OpenMP threads on 2 busy cores spin on barriers; one is plenty here.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=SIZE)
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")]
 
 
 def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):

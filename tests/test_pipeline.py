@@ -14,27 +14,9 @@ from depthda.pipeline import DepthPipeline, FrameParallel, init_checkpoint, resi
 from depthda.utils.images import read_rgb
 from depthda.video import run_overlapped
 
-SIZE = (64, 128)  # small working width keeps every test fast
+from conftest import PIPELINE_SIZE as SIZE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # With both cores busy elsewhere, a 2-thread OpenMP forward spins on barriers and ran 80× slower
-    # than a 1-thread one here (10 ms vs 800 ms); these networks are tiny, one thread is plenty.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def pipe(ckpt):
-    return DepthPipeline.from_checkpoint(ckpt, device="cpu")
+pytestmark = [pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

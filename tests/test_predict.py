@@ -14,26 +14,9 @@ from depthda.pipeline import DepthPipeline, init_checkpoint
 from depthda.predict import predict
 from depthda.utils.images import read_rgb
 
-SIZE = (64, 128)
+from conftest import PIPELINE_SIZE as SIZE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # See test_pipeline.py: 2 OpenMP threads on 2 busy cores spin on barriers; one is plenty here.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def pipe(ckpt):
-    return DepthPipeline.from_checkpoint(ckpt, device="cpu")
+pytestmark = [pytest.mark.usefixtures("one_thread")]
 
 
 def read_video(path):

@@ -33,21 +33,21 @@ def cover_scale(height: int, width: int, size: tuple[int, int]) -> float:
     return max(size[0] / height, size[1] / width)
 
 
-def paired_resize_crop(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
-                       rng: np.random.Generator | None, train: bool = True,
-                       max_zoom: float = MAX_ZOOM) -> tuple[np.ndarray, np.ndarray, float]:
-    """Resize (aspect kept) so the pair covers `size` = (H, W), then crop to exactly `size`.
+def resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None, train: bool = True,
+                max_zoom: float = MAX_ZOOM, depth: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Resize (aspect kept) so the image (and its depth, if given) covers `size` = (H, W), then crop.
 
     Training: scale = cover scale × U[1, max_zoom], random crop. Otherwise: cover scale, centre
-    crop, `rng` unused. Returns (rgb H×W×3, depth H×W, horizontal scale actually applied) — the
-    scale is what the focal length must be multiplied by (cropping does not change it).
+    crop, `rng` unused. Returns (rgb H×W×3, depth H×W or None, horizontal scale actually applied)
+    — the scale is what the focal length must be multiplied by (cropping does not change it).
     """
     out_h, out_w = int(size[0]), int(size[1])
     if out_h <= 0 or out_w <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    h, w = depth.shape[:2]
-    if rgb.shape[:2] != (h, w):
-        raise ValueError(f"rgb {rgb.shape[:2]} and depth {(h, w)} sizes differ")
+    h, w = rgb.shape[:2]
+    if depth is not None and depth.shape[:2] != (h, w):
+        raise ValueError(f"rgb {(h, w)} and depth {depth.shape[:2]} sizes differ")
     scale = cover_scale(h, w, (out_h, out_w))
     if train:
         scale *= float(rng.uniform(1.0, max_zoom))
@@ -57,17 +57,26 @@ def paired_resize_crop(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int]
         # Area averaging when shrinking avoids aliasing; bilinear when enlarging.
         rgb_interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
         rgb = cv2.resize(rgb, (new_w, new_h), interpolation=rgb_interp)
-        # NEAREST_EXACT samples pixel centres like the RGB resamplers do; plain INTER_NEAREST
-        # is shifted by up to half a source pixel relative to them.
-        depth = cv2.resize(depth, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT)
+        if depth is not None:
+            # NEAREST_EXACT samples pixel centres like the RGB resamplers do; plain INTER_NEAREST
+            # is shifted by up to half a source pixel relative to them.
+            depth = cv2.resize(depth, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT)
     if train:
         y0 = int(rng.integers(0, new_h - out_h + 1))
         x0 = int(rng.integers(0, new_w - out_w + 1))
     else:
         y0, x0 = (new_h - out_h) // 2, (new_w - out_w) // 2
     rgb = np.ascontiguousarray(rgb[y0:y0 + out_h, x0:x0 + out_w])
-    depth = np.ascontiguousarray(depth[y0:y0 + out_h, x0:x0 + out_w])
+    if depth is not None:
+        depth = np.ascontiguousarray(depth[y0:y0 + out_h, x0:x0 + out_w])
     return rgb, depth, new_w / w
+
+
+def paired_resize_crop(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
+                       rng: np.random.Generator | None, train: bool = True,
+                       max_zoom: float = MAX_ZOOM) -> tuple[np.ndarray, np.ndarray, float]:
+    """`resize_crop` of an RGB/depth pair with one geometry; see there."""
+    return resize_crop(rgb, size, rng, train, max_zoom, depth=depth)
 
 
 def paired_hflip(rgb: np.ndarray, depth: np.ndarray, rng: np.random.Generator,

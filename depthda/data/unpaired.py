@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 import depthda
+from depthda.data.augment import resize_crop
 from depthda.data.kitti import read_split
 from depthda.errors import DepthdaError
 from depthda.utils.images import is_image_file, list_images, read_rgb
@@ -344,20 +345,7 @@ def random_resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Ge
                        augment: bool = True) -> np.ndarray:
     """CycleGAN's resize_and_crop for any aspect ratio: scale to cover `size` × U[1, 1.2], random
     crop, random horizontal flip. Without `augment`: cover scale, centre crop, no flip."""
-    out_h, out_w = size
-    h, w = rgb.shape[:2]
-    scale = max(out_h / h, out_w / w)
-    if augment:
-        scale *= float(rng.uniform(1.0, MAX_ZOOM))
-    new_h, new_w = max(out_h, round(h * scale)), max(out_w, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=interp)
-    if augment:
-        y0, x0 = int(rng.integers(0, new_h - out_h + 1)), int(rng.integers(0, new_w - out_w + 1))
-    else:
-        y0, x0 = (new_h - out_h) // 2, (new_w - out_w) // 2
-    rgb = rgb[y0:y0 + out_h, x0:x0 + out_w]
+    rgb, _, _ = resize_crop(rgb, size, rng, train=augment, max_zoom=MAX_ZOOM)
     if augment and rng.random() < 0.5:
         rgb = rgb[:, ::-1]
     return np.ascontiguousarray(rgb)
