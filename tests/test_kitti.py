@@ -98,3 +98,4 @@ def test_annotated_depth_reading(repo_data, shared_data, tmp_path):
     cv2.imwrite(str(eight_bit), np.zeros((4, 4), np.uint8))
     with pytest.raises(DepthdaError, match="16-bit"):
         read_annotated_depth(eight_bit)
+
