@@ -231,13 +231,25 @@ def test_failed_runs_leave_existing_outputs_untouched(tmp_path, repo_data, ckpt,
     assert (dst / "1.png").read_bytes() == b"old" and sorted(p.name for p in dst.iterdir()) == ["1.png"]
 
 
-def test_default_checkpoint_message(tmp_path, clip, capsys):
+def test_shipped_default_model_runs_without_flags(tmp_path, clip):
+    # README's first command, on a few frames: the default checkpoint ships in checkpoints/default.
+    out = tmp_path / "v.mp4"
+    assert cli(clip, "-o", out, "--frames", "3") == 0
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_data, tmp_path):
+    from depthda.evaluate import EvalProtocol
+    from depthda.kitti_eval import evaluate_kitti
     from depthda.pipeline import default_checkpoint_dir
 
-    if (default_checkpoint_dir() / "depth").exists():
-        pytest.skip("a default checkpoint is installed")
-    assert cli(clip, "-o", tmp_path / "v.mp4") == 1
-    one_error_line(capsys, "no default checkpoint yet")
+    common = dict(data_root=repo_data / "kitti" / "raw", split_file=repo_data / "splits" / "kitti_tiny_test_files.txt",
+                  gt="annotated", protocol=EvalProtocol(scaling="median"), progress=False)
+    model = evaluate_kitti(checkpoint=default_checkpoint_dir(), device="cpu", **common).metrics
+    for baseline in ("constant", "ground-plane"):
+        ref = evaluate_kitti(baseline=baseline, **common).metrics
+        assert model["abs_rel"] < ref["abs_rel"] and model["a1"] > ref["a1"], baseline
 
 
 def test_h264_output_when_imageio_ffmpeg_is_present(tmp_path, clip, ckpt):
