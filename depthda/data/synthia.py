@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 from depthda.data.augment import augment_pair
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_path
-from depthda.utils.images import read_rgb
+from depthda.utils.images import read_rgb, read_unchanged
 
 # SYNTHIA-RAND-CITYSCAPES: <root>/RGB/0000000.png and <root>/Depth/Depth/0000000.png
 RAND_RGB_DIR = Path("RGB")
@@ -168,12 +168,7 @@ def list_pairs(root: str | Path) -> list[tuple[Path, Path]]:
 def read_depth(path: str | Path, max_depth: float | None = DEFAULT_MAX_DEPTH) -> np.ndarray:
     """A SYNTHIA depth PNG as H×W float32 metres; 0 = no depth; capped at `max_depth` (None: no cap)."""
     path = Path(path)
-    if not path.is_file():
-        raise DepthdaError(f"depth file not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise DepthdaError(f"cannot decode depth image (corrupt or not an image): {path}")
+    img = read_unchanged(path, "depth image")
     if img.dtype == np.uint8:
         raise DepthdaError(f"8-bit depth in {path}: SYNTHIA depth is 16-bit; "
                            "was it saved through Pillow? Use the original file")

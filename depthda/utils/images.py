@@ -47,16 +47,21 @@ def to_rgb_uint8(img: np.ndarray, *, bgr: bool = True) -> np.ndarray:
     raise DepthdaError(f"unsupported number of channels {channels}")
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as H×W×3 uint8 RGB; one clear error if it is missing or unreadable."""
+def read_unchanged(path: str | Path, what: str = "image") -> np.ndarray:
+    """Decode a file with every bit depth and channel kept (OpenCV's IMREAD_UNCHANGED), or fail in one line."""
     path = Path(path)
     if not path.is_file():
-        raise DepthdaError(f"image not found: {path}")
+        raise DepthdaError(f"{what} not found: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise DepthdaError(f"cannot decode image (corrupt or not an image): {path}")
-    return to_rgb_uint8(img, bgr=True)
+        raise DepthdaError(f"cannot decode {what} (corrupt or not an image): {path}")
+    return img
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as H×W×3 uint8 RGB; one clear error if it is missing or unreadable."""
+    return to_rgb_uint8(read_unchanged(path), bgr=True)
 
 
 def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
