@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# KITTI's left colour camera (calib_cam_to_cam P_rect_02 of 2011_09_26 at 1242×375) and the
-# height of KITTI's cameras above the road (KITTI setup page).
-KITTI_FOCAL_PX = 721.5377
-KITTI_CY_PX = 172.854
-KITTI_HEIGHT = 375
+from depthda.data.kitti import KITTI_CY_PX, KITTI_FOCAL_PX, KITTI_HEIGHT_PX
+
+# Height of KITTI's cameras above the road (KITTI setup page).
 KITTI_CAMERA_HEIGHT_M = 1.65
 # Roughly the mean velodyne depth of KITTI driving scenes; only matters without median scaling.
 CONSTANT_DEPTH_M = 20.0
@@ -27,7 +25,7 @@ def constant_depth(shape: tuple[int, int], depth_m: float = CONSTANT_DEPTH_M) ->
 
 
 def ground_plane_depth(shape: tuple[int, int], focal_px: float = KITTI_FOCAL_PX, cy_px: float = KITTI_CY_PX,
-                       calib_height: int = KITTI_HEIGHT, camera_height_m: float = KITTI_CAMERA_HEIGHT_M,
+                       calib_height: int = KITTI_HEIGHT_PX, camera_height_m: float = KITTI_CAMERA_HEIGHT_M,
                        cap_m: float = CONSTANT_DEPTH_M) -> np.ndarray:
     """Flat-road depth for an image of `shape`, given intrinsics measured at `calib_height` rows."""
     h, w = shape

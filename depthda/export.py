@@ -25,6 +25,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_path
+from depthda.utils.size import parse_size
 
 FORMATS = ("onnx", "torchscript")
 INPUT_TYPES = ("uint8", "float")
@@ -49,16 +50,6 @@ class _Graph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.pipe(image)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise DepthdaError(f"size must look like HxW (e.g. 375x1242), got {text!r}") from None
-    if h < 1 or w < 1:
-        raise DepthdaError(f"size must be positive, got {text!r}")
-    return h, w
 
 
 def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torch.Tensor:
@@ -102,7 +93,7 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
     output = Path(output)
     pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style)
     if isinstance(size, str):
-        size = parse_size(size)
+        size = parse_size(size, min_side=1)  # the pipeline pads any size to its stride
     size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
     pipe.working_size(*size)  # refuses absurd sizes before tracing
     graph = _Graph(pipe).eval()

@@ -55,15 +55,13 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 import depthda
+from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
 from depthda.errors import DepthdaError
 from depthda.models.depth_param import DepthParam
 from depthda.utils.device import pick_device
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
-# KITTI's left colour camera (P_rect_02[0,0] = 721.5377 px at 1242 px wide): the default focal of
-# randomly initialised checkpoints, so they behave like a model trained for KITTI-like footage.
-KITTI_FOCAL_PX, KITTI_WIDTH = 721.5377, 1242
 _TIMES_LOCK = threading.Lock()
 
 
@@ -474,7 +472,8 @@ def init_checkpoint(folder: str | Path, depth_preset: str = "small", style_prese
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    focal = KITTI_FOCAL_PX * size[1] / KITTI_WIDTH
+    # KITTI's camera: random stages then behave like a model trained for KITTI-like footage.
+    focal = KITTI_FOCAL_PX * size[1] / KITTI_WIDTH_PX
     depth_config = depth_model_config(depth_preset, size=size, focal_px=focal, random_init=True, seed=seed)
     style_config = style_model_config(style_preset, size=size, random_init=True, seed=seed)
     save_exported(folder / "depth", build_model(depth_config).eval(), depth_config)

@@ -27,6 +27,11 @@ import numpy as np
 from depthda.errors import DepthdaError
 
 CAMERA_OF_SIDE = {"l": 2, "r": 3}
+# KITTI's left colour camera, from calib_cam_to_cam.txt of 2011_09_26 (P_rect_02, S_rect_02): the
+# reference camera for defaults elsewhere (baselines, the synthetic camera, random checkpoints).
+KITTI_FOCAL_PX = 721.5377
+KITTI_CY_PX = 172.854
+KITTI_WIDTH_PX, KITTI_HEIGHT_PX = 1242, 375
 IMAGE_SUFFIXES = (".png", ".jpg")
 GT_KINDS = ("velodyne", "annotated")
 

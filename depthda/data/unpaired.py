@@ -38,8 +38,8 @@ from depthda.data.augment import resize_crop
 from depthda.data.kitti import read_split
 from depthda.errors import DepthdaError
 from depthda.utils.images import is_image_file, list_images, read_rgb
+from depthda.video import is_video_file
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 MAX_VIDEO_FRAMES = 300
 DECODE_CHECK_LIMIT = 5000
 # Random zoom on top of the cover scale, like CycleGAN's load 286 → crop 256 (×1.12).
@@ -240,10 +240,6 @@ def read_video_frames(path: str | Path, stride: int | None = None, max_frames: i
     return frames
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
 def _add_paths(out: ImageSet, paths: list[Path], excluded: set[str], decode_check_limit: int) -> int:
     kept = []
     for p in paths:
@@ -288,7 +284,7 @@ def collect_images(sources, *, domain: str = "real", size: tuple[int, int] | Non
     for src in sources:
         out.sources.append(str(src))
         before_unreadable, before_excluded = out.unreadable, out.excluded_frames
-        if src.is_file() and _is_video(src):
+        if src.is_file() and is_video_file(src):
             readable = _add_video(out, src, video_stride, max_video_frames, size)
         elif src.is_dir():
             kitti_dirs = kitti_image_dirs(src)
@@ -297,7 +293,7 @@ def collect_images(sources, *, domain: str = "real", size: tuple[int, int] | Non
                 videos = []
             else:
                 images, others = list_images(src)
-                paths, videos = images, [p for p in others if _is_video(p)]
+                paths, videos = images, [p for p in others if is_video_file(p)]
             out.found += len(paths)
             readable = _add_paths(out, paths, excluded, decode_check_limit)
             for video in videos:

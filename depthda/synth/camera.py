@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-# KITTI left colour camera (P_rect_02 of 2011_09_26): fx = 721.5377 px over a 1242 px wide image.
-KITTI_HFOV_DEG = math.degrees(2.0 * math.atan(1242 / 2 / 721.5377))
+from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
+
+# KITTI's left colour camera's horizontal field of view (≈ 81.4°).
+KITTI_HFOV_DEG = math.degrees(2.0 * math.atan(KITTI_WIDTH_PX / 2 / KITTI_FOCAL_PX))
 # Pose spread of random scenes: car-mounted rigs and dash-cams sit 1.4-1.8 m high and are
 # never perfectly level; the yaw stands in for streets that are not exactly straight ahead.
 HEIGHT_RANGE_M = (1.4, 1.8)

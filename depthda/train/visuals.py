@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
-import numpy as np
 import torch
 
-_LUT = torch.from_numpy(matplotlib.colormaps["magma"](np.linspace(0, 1, 256))[:, :3].astype(np.float32))
+from depthda.colorize import DEFAULT_CMAP, colormap_lut
+
+_LUT = torch.from_numpy(colormap_lut(DEFAULT_CMAP)).float() / 255
 
 
 def colour_encoded_depth(encoded: torch.Tensor) -> torch.Tensor:
