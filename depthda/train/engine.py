@@ -167,18 +167,10 @@ class Trainer:
                 for k, v in {**logs, "time/data_wait_ms": wait * 1e3, "time/compute_ms": compute * 1e3}.items():
                     window.setdefault(k, []).append(float(v))
                 done = step + 1
-                if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-                    for k, v in window.items():
-                        writer.add_scalar(k, float(np.mean(v)), done)
-                    ips = cfg.batch_size * dist.world_size * len(window["time/compute_ms"]) / max(
-                        1e-9, (sum(window["time/compute_ms"]) + sum(window["time/data_wait_ms"])) / 1e3)
-                    writer.add_scalar("time/images_per_s", ips, done)
-                    if bar is not None:
-                        main_loss = next((k for k in window if k.startswith("loss/")), None)
-                        bar.set_postfix({**({main_loss.split('/')[-1]: f"{np.mean(window[main_loss]):.4f}"} if main_loss else {}),
-                                         "img/s": f"{ips:.1f}",
-                                         "data%": f"{100 * np.sum(window['time/data_wait_ms']) / max(1e-9, np.sum(window['time/data_wait_ms']) + np.sum(window['time/compute_ms'])):.0f}"})
-                    window = {}
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    if writer is not None:
+                        self._log_window(writer, bar, window, done, dist.world_size)
+                    window = {}  # on every rank, or the other ranks' windows grow without end
                 if writer is not None and cfg.image_every and (done % cfg.image_every == 0 or done == cfg.steps):
                     for tag, grid in task.images(val[0] if val else batch).items():
                         writer.add_image(tag, grid, done)
@@ -211,6 +203,23 @@ class Trainer:
         if dist.is_main:
             write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _log_window(self, writer, bar, window: dict[str, list[float]], done: int, world_size: int) -> None:
+        """Means of the steps since the last log to TensorBoard, and a summary to the progress bar."""
+        for k, v in window.items():
+            writer.add_scalar(k, float(np.mean(v)), done)
+        wait_ms, compute_ms = sum(window["time/data_wait_ms"]), sum(window["time/compute_ms"])
+        images = self.cfg.batch_size * world_size * len(window["time/compute_ms"])
+        ips = images / max(1e-9, (wait_ms + compute_ms) / 1e3)
+        writer.add_scalar("time/images_per_s", ips, done)
+        if bar is not None:
+            postfix = {}
+            main_loss = next((k for k in window if k.startswith("loss/")), None)
+            if main_loss:
+                postfix[main_loss.split("/")[-1]] = f"{np.mean(window[main_loss]):.4f}"
+            postfix["img/s"] = f"{ips:.1f}"
+            postfix["data%"] = f"{100 * wait_ms / max(1e-9, wait_ms + compute_ms):.0f}"
+            bar.set_postfix(postfix)
 
     def _save(self, dist: DistInfo, done: int, best) -> None:
         rngs = [rng_state()]

@@ -50,8 +50,8 @@ class DepthTask:
         self.device, self.dist, self.amp_dtype = device, dist, amp_dtype
         self.generator = build_model(self._generator_config).to(device)  # built here: after the trainer seeds
         self.critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"])).to(device)
-        if dist.enabled and any(isinstance(m, nn.BatchNorm2d) for m in self.generator.modules()):
-            self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator) if device.type == "cuda" else self.generator
+        if dist.enabled and device.type == "cuda":  # batch statistics over all GPUs (gloo has no SyncBatchNorm)
+            self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
         self.g = wrap_ddp(self.generator, dist, device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
         self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_c, betas=tuple(cfg.betas_c))
