@@ -38,7 +38,7 @@ from depthda.colorize import DEFAULT_CMAP, DepthColorizer, side_by_side
 from depthda.errors import DepthdaError
 from depthda.pipeline import DepthPipeline, FrameParallel
 from depthda.utils.fsio import atomic_dir, atomic_path
-from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb
+from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
 from depthda.video import VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file, run_overlapped
 
 DEPTH_FORMATS = ("png16", "npy")
@@ -78,12 +78,6 @@ def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
 
 def depth_suffix(fmt: str) -> str:
     return ".png" if fmt == "png16" else ".npy"
-
-
-def write_image(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise DepthdaError(f"could not write {path}")
 
 
 # ---------------------------------------------------------------------------- staging
@@ -268,7 +262,7 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, p
             for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
                 colour_rel, depth_rel = target_of[path]
                 colour = colorizer(depth)
-                write_image(stage / colour_rel, side_by_side(rgb, colour) if sbs else colour)
+                write_rgb(stage / colour_rel, side_by_side(rgb, colour) if sbs else colour)
                 if depth_rel is not None:
                     write_depth(stage / depth_rel, depth, depth_format)
                 bar.update(1)

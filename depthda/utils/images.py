@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from depthda.errors import DepthdaError
+from depthda.utils.fsio import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -66,8 +67,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 image atomically (format from the suffix)."""
-    from depthda.utils.fsio import atomic_path
-
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
             raise DepthdaError(f"could not write {path}")
