@@ -114,3 +114,42 @@ def test_ddp_two_gloo_processes(synthia, tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert len(state["rng"]) == 2 and state["step"] == 3
     load_exported(out)
+
+
+def test_ema_is_the_moving_average_of_the_steps_and_is_exported(synthia, tmp_path):
+    from depthda.train.config import Stage1Config
+    from depthda.train.distributed import DistInfo
+    from depthda.train.stage1 import DepthTask
+
+    decay = 0.6
+    cfg = Stage1Config(data_root=str(synthia), out=str(tmp_path / "unused"), batch_size=2, size=(64, 192),
+                       preset="small", critic_steps=1, ema_decay=decay)
+    torch.manual_seed(0)
+    task = DepthTask(cfg)
+    task.build(torch.device("cpu"), DistInfo(), None)
+    loader = torch.utils.data.DataLoader(task.train_dataset(), batch_size=2)
+    expected = None
+    for step, batch in zip(range(3), loader):
+        task.train_step(batch, step)
+        now = {k: v.detach().clone() for k, v in task.generator.state_dict().items() if v.is_floating_point()}
+        expected = now if expected is None else {k: decay * expected[k] + (1 - decay) * now[k] for k in now}
+    averaged = task.export_model().state_dict()
+    raw = task.generator.state_dict()
+    assert any(not torch.equal(averaged[k], raw[k]) for k in expected)
+    for k, v in expected.items():
+        assert torch.allclose(averaged[k], v, atol=1e-6), k
+
+
+def test_ema_run_resumes_exactly_and_exports_the_average(synthia, tmp_path, capsys):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(args(synthia, straight, 6, "--ema-decay", "0.9")) == 0
+    assert run(args(synthia, split, 6, "--ema-decay", "0.9", "--stop-at", "3")) == 0
+    assert run(args(synthia, split, 6, "--ema-decay", "0.9", "--resume")) == 0
+    a, b = weights(straight), weights(split)
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    raw = torch.load(straight / "checkpoint.pt", weights_only=True)["task"]["generator"]
+    assert any(not torch.allclose(a[k].float(), raw[k].float()) for k in a)
+    assert json.loads((straight / "config.json").read_text())["ema_decay"] == 0.9
+    assert run(args(synthia, tmp_path / "bad", 2, "--ema-decay", "1.0")) == 1
+    assert "--ema-decay" in capsys.readouterr().err

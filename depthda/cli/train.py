@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = typer.Option(None, help="Steps between validations (default 500)."),
         critic_steps: Optional[int] = typer.Option(None, help="Critic updates per generator step (default 5, WGAN-GP)."),
         l1_weight: Optional[float] = typer.Option(None, help="λ in λ·L1 + (1−λ)·adversarial (default 0.99, the paper's)."),
+        ema_decay: Optional[float] = typer.Option(None, help="Export a moving average of the weights with this decay, e.g. 0.999 (default 0: off, as the paper)."),
         stop_at: Optional[int] = typer.Option(None, help="Checkpoint and exit at this step (time-limited jobs); --resume continues."),
         no_amp: bool = typer.Option(False, "--no-amp", help="Disable mixed precision on CUDA."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -64,7 +65,8 @@ def register(app: typer.Typer) -> None:
         file_values = load_config_file(config) if config else {}
         cfg = make_config(Stage1Config, file_values, {
             **_common(out, steps, batch_size, size, preset, seed, device, num_workers, checkpoint_every, val_every, no_amp, stop_at),
-            "data_root": str(data_root) if data_root else None, "critic_steps": critic_steps, "l1_weight": l1_weight})
+            "data_root": str(data_root) if data_root else None, "critic_steps": critic_steps, "l1_weight": l1_weight,
+            "ema_decay": ema_decay})
         if not cfg.data_root:
             raise DepthdaError("--data-root is required (a SYNTHIA folder or the output of `depthda synth`)")
         if out is None and "out" not in file_values:

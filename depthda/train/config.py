@@ -43,6 +43,9 @@ class Stage1Config(TrainConfig):
     lr_c: float = 1e-4                    # critic Adam lr and betas from WGAN-GP (Gulrajani et al. 2017)
     betas_c: tuple[float, float] = (0.0, 0.9)
     val_fraction: float = 0.05
+    # Not in the paper (0 = off). An exponential moving average of the generator's weights, exported
+    # instead of the last step's: short CPU runs swing between checkpoints on real frames.
+    ema_decay: float = 0.0
 
 
 @dataclass

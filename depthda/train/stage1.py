@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
+from depthda.errors import DepthdaError
 from depthda.metrics import compute_depth_metrics, mean_metrics
 from depthda.models import build_model, preset_args
 from depthda.models.configs import depth_model_config
@@ -33,6 +35,8 @@ class DepthTask:
 
     def __init__(self, cfg: Stage1Config):
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
+        if not 0 <= cfg.ema_decay < 1:
+            raise DepthdaError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
         self.cfg = cfg
         self.param = DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
         self.train_set = SynthiaDataset(cfg.data_root, split="train", size=tuple(cfg.size), augment=True,
@@ -53,6 +57,9 @@ class DepthTask:
         if dist.enabled and device.type == "cuda":  # batch statistics over all GPUs (gloo has no SyncBatchNorm)
             self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
         self.g = wrap_ddp(self.generator, dist, device)
+        # Buffers (batch-norm statistics) are averaged too, so the average is a complete model.
+        self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+                    if cfg.ema_decay > 0 else None)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
         self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_c, betas=tuple(cfg.betas_c))
         fp16 = amp_dtype == torch.float16
@@ -117,16 +124,24 @@ class DepthTask:
         self.scaler_g.scale(loss_g).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
         logs.update({"loss/generator": loss_g.item(), "lr/generator": self.opt_g.param_groups[0]["lr"],
                      "lr/critic": self.opt_c.param_groups[0]["lr"]})
         return logs
 
     # ------------------------------------------------------------ validation and images
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The weights that are validated and exported: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
     @torch.no_grad()
     def predict(self, rgb: torch.Tensor) -> torch.Tensor:
-        self.generator.eval()
+        net = self.inference_generator
+        net.eval()
         with self._autocast():
-            out = self.generator(rgb.to(self.device))
+            out = net(rgb.to(self.device))
         return self.param.decode(out.float())
 
     def validate(self, batches: list) -> dict[str, float]:
@@ -151,9 +166,12 @@ class DepthTask:
 
     # ------------------------------------------------------------ state and export
     def state_dict(self) -> dict:
-        return {"generator": unwrap(self.generator).state_dict(), "critic": self.critic.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
-                "scaler_g": self.scaler_g.state_dict(), "scaler_c": self.scaler_c.state_dict()}
+        state = {"generator": unwrap(self.generator).state_dict(), "critic": self.critic.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
+                 "scaler_g": self.scaler_g.state_dict(), "scaler_c": self.scaler_c.state_dict()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.generator).load_state_dict(state["generator"])
@@ -162,16 +180,21 @@ class DepthTask:
         self.opt_c.load_state_dict(state["opt_c"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_c.load_state_dict(state["scaler_c"])
+        # A run saved without an average but resumed with --ema-decay starts it at the resumed weights
+        # (AveragedModel copies the weights on its first update).
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
 
     def compat(self) -> dict:
         return {"stage": "stage1", "preset": self.cfg.preset, "size": list(self.cfg.size),
                 "depth_param": self.param.to_dict()}
 
     def export_model(self) -> nn.Module:
-        return unwrap(self.generator)
+        return unwrap(self.inference_generator)
 
     def export_config(self) -> dict:
         h, w = self.cfg.size
         return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px,
                                   train_data=str(Path(self.cfg.data_root)), training="stage1 L1 + WGAN-GP",
-                                  l1_weight=self.cfg.l1_weight)
+                                  l1_weight=self.cfg.l1_weight,
+                                  **({"ema_decay": self.cfg.ema_decay} if self.cfg.ema_decay > 0 else {}))
