@@ -157,6 +157,9 @@ def pipeline_run(video: Path, n_frames: int, pipe, out_path: Path, near: float, 
         writer.close()
         reader.close()
     busy.update(pipe.stage_times)
+    # Frame-parallel workers compute while the calling thread only queues frames: the model stage's
+    # busy time is its workers' compute time shared among them.
+    busy["model"] = max(busy.get("model", 0.0), (busy.get("style", 0.0) + busy.get("depth", 0.0)) / run.workers)
     pipe.stage_times = None
     return busy, depths, writer.frames_written
 

@@ -452,11 +452,39 @@ class FrameParallel:
             torch.set_num_threads(self._saved)
 
     def __call__(self, prepared: np.ndarray, height: int, width: int) -> np.ndarray:
-        if self._pool is None or len(prepared) == 1:
-            return self.pipe.run_prepared(prepared, height, width)
-        chunks = np.array_split(np.asarray(prepared), min(self.workers, len(prepared)))
-        parts = self._pool.map(lambda c: self.pipe.run_prepared(c, height, width), chunks)
-        return np.concatenate(list(parts))
+        return self.submit(prepared, height, width).result()
+
+    def submit(self, prepared: np.ndarray, height: int, width: int) -> "PendingDepth":
+        """Queue every frame on its own and return at once; `.result()` waits for the batch.
+
+        A video run keeps several batches in flight, so a worker that finishes early takes the
+        next frame instead of waiting for its partner at a per-batch barrier (a core lent to
+        decoding or encoding then costs one frame's delay, not the whole model stage's pace).
+        """
+        if self._pool is None:
+            return PendingDepth([_Done(self.pipe.run_prepared(prepared, height, width))])
+        frames = np.asarray(prepared)
+        return PendingDepth([self._pool.submit(self.pipe.run_prepared, frames[i:i + 1], height, width)
+                             for i in range(len(frames))])
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class PendingDepth:
+    """Working-size depth of a batch whose frames are still being computed."""
+
+    def __init__(self, parts):
+        self._parts = parts
+
+    def result(self) -> np.ndarray:
+        parts = [p.result() for p in self._parts]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def init_checkpoint(folder: str | Path, depth_preset: str = "small", style_preset: str = "small",

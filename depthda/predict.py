@@ -300,15 +300,21 @@ def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int,
         if batch:
             yield batch, np.stack([pipeline.prepare(f) for f in batch])
 
+    # A frame-parallel CPU run hands back pending results: the model stage only queues work, and
+    # colour-mapping waits for each batch in order.
+    submit = getattr(run, "submit", None)
+
     def model(item):
         frames, prepared = item
-        return frames, run(prepared, h, w)
+        return frames, (submit(prepared, h, w) if submit else run(prepared, h, w))
 
     index = 0
 
     def colour(item):
         nonlocal index
         frames, working = item
+        if submit:
+            working = working.result()
         outs = []
         for rgb, depth in zip(frames, pipeline.finish(working, h, w, focal_px)):
             if write_depth_frame is not None:
