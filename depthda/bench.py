@@ -140,13 +140,13 @@ def pipeline_run(video: Path, n_frames: int, pipe, out_path: Path, near: float, 
                  threads: int | None = None) -> tuple[dict, list[np.ndarray], int]:
     from depthda.pipeline import FrameParallel
     from depthda.predict import video_stages
-    from depthda.video import VideoReader, VideoWriter, run_overlapped
+    from depthda.video import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter, run_overlapped
 
-    reader = VideoReader(video, max_frames=n_frames)
+    reader = VideoReader(video, max_frames=n_frames, **CPU_DECODER)
     info = reader.info
     depths: list[np.ndarray] = []
     pipe.stage_times = {}
-    writer = VideoWriter(out_path, info.width, info.height, info.fps)
+    writer = VideoWriter(out_path, info.width, info.height, info.fps, **CPU_ENCODER)
     try:
         with FrameParallel(pipe, workers, threads) as run:
             source, model, stages = video_stages(reader, pipe, run, DepthColorizer(near, far, cmap),

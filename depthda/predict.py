@@ -37,9 +37,11 @@ import numpy as np
 from depthda.colorize import DEFAULT_CMAP, DepthColorizer, side_by_side
 from depthda.errors import DepthdaError
 from depthda.pipeline import DepthPipeline, FrameParallel
+from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path
 from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
-from depthda.video import VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file, run_overlapped
+from depthda.video import (CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file,
+                           run_overlapped)
 
 DEPTH_FORMATS = ("png16", "npy")
 
@@ -178,7 +180,8 @@ def predict(input: str | Path, output: str | Path, *, pipeline=None, checkpoint:
         if not images:
             raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
                                f"{', '.join(IMAGE_SUFFIXES)})")
-    reader = VideoReader(inp, max_frames=max_frames) if kind == "video" else None
+    on_cpu = (pipeline.device if pipeline is not None else pick_device(device)).type == "cpu"
+    reader = VideoReader(inp, max_frames=max_frames, **(CPU_DECODER if on_cpu else {})) if kind == "video" else None
     try:
         if pipeline is None:
             pipeline = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device=device,
@@ -340,7 +343,8 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
     with contextlib.ExitStack() as stack:
         tmp_video = stack.enter_context(atomic_path(out))
         tmp_depth = stack.enter_context(atomic_dir(depth_dir)) if depth_dir else None
-        writer = VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height, info.fps)
+        writer = VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height, info.fps,
+                             **(CPU_ENCODER if pipeline.device.type == "cpu" else {}))
         ext = depth_suffix(depth_format) if depth_format else None
 
         def write_frame(frame):

@@ -89,10 +89,18 @@ def test_frame_parallel_equals_single_calls(pipe, frame):
     frames = [frame, frame[:, ::-1].copy(), frame[::-1].copy()]
     h, w = frame.shape[:2]
     prepared = np.stack([pipe.prepare(f) for f in frames])
+    cv_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
     with FrameParallel(pipe, workers=2, threads_per_worker=1) as run:
+        assert cv2.getNumThreads() == 1 and torch.get_num_threads() == 1
         together = run(prepared, h, w)
+        # Queued frame by frame, several batches in flight, results in submission order.
+        pending = [run.submit(prepared[i:i + 2], h, w) for i in (0, 1)]
+        in_flight = [p.result() for p in pending]
+    assert (cv2.getNumThreads(), torch.get_num_threads()) == (cv_threads, torch_threads)
     alone = np.concatenate([pipe.run_prepared(prepared[i:i + 1], h, w) for i in range(3)])
     assert np.abs(together - alone).max() < 1e-5 * alone.max()
+    for i, got in zip((0, 1), in_flight):
+        assert np.abs(got - alone[i:i + 2]).max() < 1e-5 * alone.max()
 
 
 def test_no_style_differs_from_style(ckpt, pipe, frame):
