@@ -139,9 +139,10 @@ class _SplitConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        # The convolution in the input's layout (channels_last is oneDNN's fast one), its k·C-channel
-        # result in NCHW: the shifted slices below are then runs of contiguous memory.
-        z = F.conv2d(x, self.weight, None, padding=(self.ph, 0)).contiguous()
+        # The convolution in the input's layout (channels_last is oneDNN's fast one). Its k·C-channel
+        # result stays in that layout: the strided shifted sums below cost less than transposing
+        # it to NCHW first (4.7 vs 5.8-9.7 ms for the style generator's last layer at 256×416).
+        z = F.conv2d(x, self.weight, None, padding=(self.ph, 0))
         if self.pw:
             z = F.pad(z, (self.pw, self.pw))
         c, wo = self.cout, z.shape[-1] - self.kw + 1
