@@ -427,7 +427,7 @@ class FrameParallel:
     threads wait for the descheduled one and a 2-thread forward ran 4× slower than a 1-thread
     one here. Whole frames per core need no barrier and, on an idle machine, were as fast as
     the 2-thread forward (bench: model_ablation). Use as a context manager: it sets torch's
-    thread count for the run and restores it.
+    and OpenCV's thread counts for the run and restores them.
     """
 
     def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
@@ -449,12 +449,15 @@ class FrameParallel:
         cv2.setNumThreads(1)
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        if self._saved is not None:
-            torch.set_num_threads(self._saved[0])
-            cv2.setNumThreads(self._saved[1])
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if self._pool is not None:
+                # After a failure the frames still queued are of no use: drop them.
+                self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        finally:
+            if self._saved is not None:
+                torch.set_num_threads(self._saved[0])
+                cv2.setNumThreads(self._saved[1])
 
     def __call__(self, prepared: np.ndarray, height: int, width: int) -> np.ndarray:
         return self.submit(prepared, height, width).result()
@@ -488,7 +491,12 @@ class PendingDepth:
         self._parts = parts
 
     def result(self) -> np.ndarray:
-        parts = [p.result() for p in self._parts]
+        try:
+            parts = [p.result() for p in self._parts]
+        except DepthdaError:
+            raise
+        except Exception as exc:  # raised on a model worker: name the stage it came from
+            raise DepthdaError(f"model failed: {type(exc).__name__}: {exc}") from exc
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 

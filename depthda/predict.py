@@ -303,21 +303,23 @@ def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int,
         if batch:
             yield batch, np.stack([pipeline.prepare(f) for f in batch])
 
-    # A frame-parallel CPU run hands back pending results: the model stage only queues work, and
-    # colour-mapping waits for each batch in order.
+    # A frame-parallel CPU run hands back pending results: the model stage only queues work, and a
+    # stage of its own waits for each batch in order (so colour-mapping's busy time is its own).
     submit = getattr(run, "submit", None)
 
     def model(item):
         frames, prepared = item
         return frames, (submit(prepared, h, w) if submit else run(prepared, h, w))
 
+    def model_wait(item):
+        frames, pending = item
+        return frames, pending.result()
+
     index = 0
 
     def colour(item):
         nonlocal index
         frames, working = item
-        if submit:
-            working = working.result()
         outs = []
         for rgb, depth in zip(frames, pipeline.finish(working, h, w, focal_px)):
             if write_depth_frame is not None:
@@ -331,7 +333,8 @@ def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int,
         for o in outs:
             write_frame(o)
 
-    return source(), model, [("colorize", colour), ("encode", encode)]
+    waits = [("model_wait", model_wait)] if submit else []
+    return source(), model, [*waits, ("colorize", colour), ("encode", encode)]
 
 
 def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,

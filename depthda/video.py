@@ -58,8 +58,14 @@ class VideoReader:
         if self.path.stat().st_size == 0:
             raise DepthdaError(f"video file is empty: {self.path}")
         self.max_frames = max_frames
-        cap = (cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(threads)])
-               if threads else cv2.VideoCapture(str(self.path)))
+        cap = None
+        if threads:  # a thread count needs the FFmpeg backend; any other backend reads it untuned
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(threads)])
+            if not cap.isOpened():
+                cap.release()
+                cap = None
+        if cap is None:
+            cap = cv2.VideoCapture(str(self.path))
         ok, first = cap.read() if cap.isOpened() else (False, None)
         if not ok or first is None:
             cap.release()

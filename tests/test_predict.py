@@ -285,5 +285,30 @@ def test_cpu_codec_settings_read_and_write_the_same_frames(tmp_path, clip):
             writer.write(frame)
     back = list(VideoReader(out))
     assert len(back) == len(default)
+    # x264 records its settings in the stream: the CPU preset and thread count reached the encoder.
+    settings = out.read_bytes()
+    assert b"subme=0" in settings and b"threads=1 " in settings
     # crf 20 whatever the preset: the frames come back close to what went in.
     assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(back, default)]) < 4
+
+
+def test_model_worker_failure_is_one_error_and_leaves_nothing(tmp_path, clip, ckpt, monkeypatch):
+    from depthda.errors import DepthdaError
+    from depthda.predict import predict
+
+    pipe = DepthPipeline.from_checkpoint(ckpt, device="cpu")
+    real, calls = pipe.run_prepared, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "run_prepared", flaky)
+    threads = cv2.getNumThreads(), torch.get_num_threads()
+    out = tmp_path / "v.mp4"
+    with pytest.raises(DepthdaError, match="model failed: RuntimeError: worker broke"):
+        predict(clip, out, pipeline=pipe, progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert (cv2.getNumThreads(), torch.get_num_threads()) == threads

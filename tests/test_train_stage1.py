@@ -153,3 +153,8 @@ def test_ema_run_resumes_exactly_and_exports_the_average(synthia, tmp_path, caps
     assert json.loads((straight / "config.json").read_text())["ema_decay"] == 0.9
     assert run(args(synthia, tmp_path / "bad", 2, "--ema-decay", "1.0")) == 1
     assert "--ema-decay" in capsys.readouterr().err
+    # Resuming an averaged run without the average would silently export raw weights: refused.
+    before = (straight / "model.safetensors").read_bytes()
+    assert run(args(synthia, straight, 8, "--resume")) == 1
+    assert "--ema-decay" in capsys.readouterr().err
+    assert (straight / "model.safetensors").read_bytes() == before

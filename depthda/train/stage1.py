@@ -180,10 +180,14 @@ class DepthTask:
         self.opt_c.load_state_dict(state["opt_c"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_c.load_state_dict(state["scaler_c"])
-        # A run saved without an average but resumed with --ema-decay starts it at the resumed weights
-        # (AveragedModel copies the weights on its first update).
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
+        if "ema" in state and self.ema is None:
+            # Resuming without it would silently export raw weights and drop the average for good.
+            raise DepthdaError("this run keeps a moving average of the weights: resume it with --ema-decay")
+        if self.ema is not None:
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            else:  # a run saved without an average starts one at the resumed weights
+                self.ema.module.load_state_dict(state["generator"])
 
     def compat(self) -> dict:
         return {"stage": "stage1", "preset": self.cfg.preset, "size": list(self.cfg.size),
