@@ -20,14 +20,15 @@ OMP_NUM_THREADS=1 depthda train-stage2 --real "$SHARED/dashcam_video/solidWhiteR
 wait
 
 # Then stage 1 continued alone, resumed exactly (the data order and every RNG are checkpointed):
-# to step 3000 with the raw weights, then to 4500 keeping a moving average of the weights, which is
-# what gets exported. (The shipped run did 3000 -> 4500 with one thread beside another job; thread
-# counts change float summation order, so a rebuild matches statistically, not bit for bit.)
+# to step 3000 with the raw weights, then to 6000 keeping a moving average of the weights, which is
+# what gets exported. (The shipped run stopped at 4500 and resumed, and did 3000 -> 4500 with one
+# thread beside another job; thread counts change float summation order, so a rebuild matches
+# statistically, not bit for bit.)
 depthda train-stage1 --data-root "$WORK/synth_192x624" --out "$WORK/stage1" \
   --steps 3000 --batch-size 8 --size 128x416 --preset small --seed 0 --num-workers 1 \
   --checkpoint-every 250 --val-every 250 --resume
 OMP_NUM_THREADS=1 depthda train-stage1 --data-root "$WORK/synth_192x624" --out "$WORK/stage1" \
-  --steps 4500 --batch-size 8 --size 128x416 --preset small --seed 0 --num-workers 1 \
+  --steps 6000 --batch-size 8 --size 128x416 --preset small --seed 0 --num-workers 1 \
   --checkpoint-every 250 --val-every 250 --resume --ema-decay 0.998
 
 # 3. Assemble the pipeline checkpoint.
