@@ -7,10 +7,12 @@ naive   frame by frame, as the paper's public inference script works: cv2 decode
         normalise in numpy; style and depth networks called separately in eager fp32 (NCHW, as
         loaded); metres resized back with cv2; colour by matplotlib's colormap call per frame;
         cv2.VideoWriter 'mp4v'.
-pipeline  depthda.predict's video path: decode+prepare thread → networks (folded batch norm,
-        group-norm kernel, split thin convolutions, channels_last, normalisation in the module;
-        FrameParallel: one frame per core) driven from the calling thread → finish+colour-LUT
-        thread → H.264 encoding thread, bounded queues between them.
+pipeline  depthda.predict's video path: decode+prepare thread (one decoder thread) → networks
+        (folded batch norm, group-norm kernel, split thin convolutions, channels_last,
+        normalisation in the module; FrameParallel: frames queued one at a time to one worker per
+        core) fed from the calling thread → a thread awaiting the results in order → finish+
+        colour-LUT thread → H.264 encoding thread (x264 ultrafast, one thread), bounded queues
+        between them.
 
 Also measured: per-stage busy time (ms/frame), the networks' FLOPs per frame
 (torch.utils.flop_counter), this machine's peak fp32 matmul FLOP/s (best of a few 2048² matmuls)

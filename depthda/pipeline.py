@@ -45,6 +45,7 @@ import functools
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -432,7 +433,6 @@ class FrameParallel:
 
     def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
         import os
-        from concurrent.futures import ThreadPoolExecutor
 
         cores = os.cpu_count() or 1
         self.pipe = pipe
@@ -470,18 +470,12 @@ class FrameParallel:
         decoding or encoding then costs one frame's delay, not the whole model stage's pace).
         """
         if self._pool is None:
-            return PendingDepth([_Done(self.pipe.run_prepared(prepared, height, width))])
+            done = Future()
+            done.set_result(self.pipe.run_prepared(prepared, height, width))
+            return PendingDepth([done])
         frames = np.asarray(prepared)
         return PendingDepth([self._pool.submit(self.pipe.run_prepared, frames[i:i + 1], height, width)
                              for i in range(len(frames))])
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 class PendingDepth:
