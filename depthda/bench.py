@@ -1,16 +1,18 @@
 """`depthda bench`: the inference pipeline against a naive frame-by-frame loop, on one video.
 
 Both runs see the same frames at the same working resolution in one process, so their ratio
-holds even on a machine shared with other jobs (absolute numbers do not).
+holds even on a machine shared with other jobs (absolute numbers do not). Both share that
+process's settings, including the allocator's (depthda.utils.malloc, set by the CLI): it speeds
+the naive loop up more than the pipeline, and a plain script would not have it.
 
 naive   frame by frame, as the paper's public inference script works: cv2 decode; resize, pad and
         normalise in numpy; style and depth networks called separately in eager fp32 (NCHW, as
         loaded); metres resized back with cv2; colour by matplotlib's colormap call per frame;
         cv2.VideoWriter 'mp4v'.
 pipeline  depthda.predict's video path: decode+prepare thread (one decoder thread) → networks
-        (folded batch norm, group-norm kernel, split thin convolutions, channels_last,
-        normalisation in the module; FrameParallel: frames queued one at a time to one worker per
-        core) fed from the calling thread → a thread awaiting the results in order → finish+
+        (depthda.models.optimize's rewrites, Winograd residual blocks on the single-thread
+        workers, normalisation in the module; FrameParallel: frames queued one at a time to one
+        worker per core) fed from the calling thread → a thread awaiting the results in order → finish+
         colour-LUT thread → H.264 encoding thread (x264 ultrafast, one thread), bounded queues
         between them.
 

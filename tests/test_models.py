@@ -33,7 +33,7 @@ def test_paper_preset_is_pix2pix_unet_256():
 
 def test_resnet_generator_and_patchgan():
     g = build_model({"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", "paper")})
-    assert sum(isinstance(x, torch.nn.Module) and x.__class__.__name__ == "_ResBlock" for x in g.net) == 9
+    assert sum(isinstance(x, torch.nn.Module) and x.__class__.__name__ == "ResidualBlock" for x in g.net) == 9
     small = build_model({"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", "small")}).eval()
     y = small(torch.rand(1, 3, 32, 48) * 2 - 1)
     assert y.shape == (1, 3, 32, 48) and y.abs().max() <= 1

@@ -20,7 +20,7 @@ RESNET_PRESETS: dict[str, dict] = {
 }
 
 
-class _ResBlock(nn.Module):
+class ResidualBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
         self.block = nn.Sequential(
@@ -40,7 +40,7 @@ class ResnetGenerator(nn.Module):
         for _ in range(2):
             layers += [nn.Conv2d(ch, ch * 2, 3, 2, 1), nn.InstanceNorm2d(ch * 2), nn.ReLU(inplace=True)]
             ch *= 2
-        layers += [_ResBlock(ch) for _ in range(n_blocks)]
+        layers += [ResidualBlock(ch) for _ in range(n_blocks)]
         for _ in range(2):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(ch // 2),
                        nn.ReLU(inplace=True)]

@@ -1,0 +1,101 @@
+"""Inference rewrites (depthda.models.optimize) and the allocator setting (depthda.utils.malloc)."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from depthda.models import build_model, preset_args
+from depthda.models.optimize import _nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference
+from depthda.models.resnet_generator import ResidualBlock
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    g = build_model({"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", "small")}).eval()
+    # Trained-like weights: larger than the initialisation, so that rounding differences would show.
+    with torch.no_grad():
+        for p in g.parameters():
+            p.mul_(3.0)
+    return g
+
+
+def _ops(model, x, threads):
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            y = model(x)
+    finally:
+        torch.set_num_threads(saved)
+    return y, {e.key for e in prof.key_averages()}
+
+
+def test_residual_blocks_become_one_nchw_run_of_winograd_convs(generator):
+    fast = optimize_for_inference(generator)
+    runs = [m for m in fast.modules() if isinstance(m, _ResidualRunNCHW)]
+    assert len(runs) == 1 and len(runs[0].blocks) == 6
+    assert all(isinstance(b, ResidualBlock) for b in runs[0].blocks)
+    convs = [m for m in runs[0].modules() if isinstance(m, (torch.nn.Conv2d, _WinogradConv))]
+    assert len(convs) == 12 and all(isinstance(c, _WinogradConv) for c in convs)
+
+
+@pytest.mark.skipif(not _nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
+def test_winograd_on_one_thread_onednn_on_more_same_result(generator):
+    fast = optimize_for_inference(generator)
+    x = (torch.rand(2, 3, 64, 104) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = generator(x)
+    one, ops_one = _ops(fast, x, 1)
+    two, ops_two = _ops(fast, x, 2)
+    assert "aten::_nnpack_spatial_convolution" in ops_one
+    assert "aten::_nnpack_spatial_convolution" not in ops_two
+    for y in (one, two):
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert (y - ref).abs().max() < 1e-4
+    # NNPACK's arithmetic differs from oneDNN's: equal to rounding, not bit for bit.
+    assert (one - two).abs().max() > 0
+
+
+def test_traced_graph_has_no_nnpack_call(generator):
+    fast = optimize_for_inference(generator)
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            graph = str(torch.jit.trace(fast, x, check_trace=False).inlined_graph)
+    finally:
+        torch.set_num_threads(saved)
+    assert "nnpack" not in graph and "aten::_convolution" in graph
+
+
+_FAULTS = """
+import resource, sys, torch
+from depthda.models import build_model, preset_args
+from depthda.utils.malloc import retain_freed_memory
+if sys.argv[1] == "retain":
+    assert retain_freed_memory()
+torch.set_num_threads(1)
+g = build_model({"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", "small")}).eval()
+x = torch.rand(1, 3, 256, 416)
+with torch.inference_mode():
+    for _ in range(2):
+        g(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        g(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_retained_memory_stops_page_faults_on_every_forward():
+    faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS, mode], check=True, capture_output=True,
+                                       text=True).stdout) for mode in ("default", "retain")}
+    # Activations of a few MB each: glibc unmaps them on free and the next forward faults them in.
+    assert faults["default"] > 5000
+    assert faults["retain"] < faults["default"] / 10
