@@ -204,6 +204,7 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
 
     import copy
 
+    from depthda.models.optimize import optimize_for_inference
     from depthda.pipeline import FrameParallel
 
     cores = os.cpu_count() or 1
@@ -212,12 +213,23 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
     cl_style = copy.deepcopy(pipe_plain.style).to(memory_format=torch.channels_last) if pipe_plain.style else None
     cl_depth = copy.deepcopy(pipe_plain.depth).to(memory_format=torch.channels_last)
     fast = lambda b: pipe_fast.run_prepared(b, h, w)  # noqa: E731
+    no_wino_style = optimize_for_inference(pipe_plain.style, winograd=False) if pipe_plain.style else None
+    no_wino_depth = optimize_for_inference(pipe_plain.depth, winograd=False)
+
+    def no_winograd(batch):
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            no_wino_depth(no_wino_style(x) if no_wino_style is not None else x)
+
     default_threads = torch.get_num_threads()
     variants = [("eager fp32 NCHW (naive models)", eager_nchw, 1, default_threads),
                 ("+ channels_last", eager_cl, 1, default_threads),
                 ("+ folded batch norm, group-norm kernel (pipeline models)", fast, 1, default_threads)]
     variants += [(f"pipeline models, batch {bs}", fast, bs, default_threads) for bs in batch_options if bs != 1]
     variants += [(f"pipeline models, {t} thread(s)", fast, 1, t) for t in threads_options if t != default_threads]
+    if 1 in threads_options or default_threads == 1:
+        variants.append(("pipeline models without Winograd residual blocks, 1 thread", no_winograd, 1, 1))
     if parallel.workers > 1:
         variants.append((f"pipeline models, frame-parallel: {parallel.workers} frames at once, "
                          f"{parallel.threads} thread(s) each", frame_parallel, parallel.workers, parallel.threads))

@@ -44,6 +44,7 @@ def test_bench_ablation_lists_each_step(ckpt):
     rows = model_ablation(plain, fast, frames, threads_options=[1], batch_options=[1, 2], rounds=1)
     names = [row["variant"] for row in rows]
     assert names[0].startswith("eager fp32 NCHW") and any("channels_last" in n for n in names)
+    assert any("without Winograd" in n for n in names)
     assert all(row["model_ms_per_frame"] > 0 for row in rows)
 
 

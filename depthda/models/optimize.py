@@ -207,13 +207,15 @@ def _winograd_residual_blocks(module: nn.Module) -> None:
         module._modules[name] = child
 
 
-def optimize_for_inference(model: nn.Module) -> nn.Module:
-    """A copy of an eval-mode model with the numerically equivalent rewrites described above."""
+def optimize_for_inference(model: nn.Module, winograd: bool = True) -> nn.Module:
+    """A copy of an eval-mode model with the numerically equivalent rewrites described above
+    (`winograd=False` leaves residual blocks to oneDNN: the bench's ablation)."""
     model = copy.deepcopy(model).eval()
     _fold_batch_norm(model)
     _instance_to_group_norm(model)
     _split_thin_convs(model)
     model = model.to(memory_format=torch.channels_last)
     # After the layout change: Winograd weights stay NCHW, the layout NNPACK reads.
-    _winograd_residual_blocks(model)
+    if winograd:
+        _winograd_residual_blocks(model)
     return model
