@@ -205,7 +205,7 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
     import copy
 
     from depthda.models.optimize import optimize_for_inference
-    from depthda.pipeline import FrameParallel
+    from depthda.pipeline import DepthPipeline, FrameParallel
 
     cores = os.cpu_count() or 1
     parallel = FrameParallel(pipe_fast, workers=min(cores, 2))
@@ -213,15 +213,10 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
     cl_style = copy.deepcopy(pipe_plain.style).to(memory_format=torch.channels_last) if pipe_plain.style else None
     cl_depth = copy.deepcopy(pipe_plain.depth).to(memory_format=torch.channels_last)
     fast = lambda b: pipe_fast.run_prepared(b, h, w)  # noqa: E731
-    no_wino_style = optimize_for_inference(pipe_plain.style, winograd=False) if pipe_plain.style else None
-    no_wino_depth = optimize_for_inference(pipe_plain.depth, winograd=False)
-
-    def no_winograd(batch):
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            no_wino_depth(no_wino_style(x) if no_wino_style is not None else x)
-
+    no_wino = DepthPipeline(optimize_for_inference(pipe_plain.depth, winograd=False), pipe_plain.depth_config,
+                            optimize_for_inference(pipe_plain.style, winograd=False) if pipe_plain.style else None,
+                            pipe_plain.style_config)
+    no_winograd = lambda b: no_wino.run_prepared(b, h, w)  # noqa: E731
     default_threads = torch.get_num_threads()
     variants = [("eager fp32 NCHW (naive models)", eager_nchw, 1, default_threads),
                 ("+ channels_last", eager_cl, 1, default_threads),

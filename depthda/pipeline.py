@@ -31,11 +31,11 @@ relative; see depthda.models.optimize: folded batch norm, a faster instance-norm
 thin convolutions, Winograd residual blocks on single-thread CPU workers, channels_last), and
 normalisation happens inside the module (uint8 goes to the device, a quarter of float's bytes).
 On CPU, FrameParallel runs whole frames on separate cores instead of splitting each layer across
-them, and keeps freed activations in the process (depthda.utils.malloc.retain_freed_memory, which
-the CLI also calls; call it yourself when looping over images in a notebook: 15-30 % faster). On CUDA: autocast (bf16 where supported, else fp16) and optional torch.compile (on this CPU
-it bought nothing: 72 vs 75 ms).
-The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images
-and cv2-vs-torch bilinear upsampling of the result.
+them, and keeps freed activations in the process (depthda.utils.malloc.retain_freed_memory,
+which the CLI also calls; call it yourself when looping over images in a notebook: 15-30 %
+faster). On CUDA: autocast (bf16 where supported, else fp16) and optional torch.compile (on this
+CPU it bought nothing: 72 vs 75 ms). The numpy path and the tensor path agree up to cv2's
+fixed-point rounding of enlarged uint8 images and cv2-vs-torch bilinear upsampling of the result.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ import depthda
 from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
 from depthda.errors import DepthdaError
 from depthda.models.depth_param import DepthParam
-from depthda.models.optimize import optimize_for_inference
+from depthda.models.optimize import optimize_for_inference, warm_up_winograd
 from depthda.utils.device import pick_device
 from depthda.utils.malloc import retain_freed_memory
 
@@ -333,7 +333,8 @@ class FrameParallel:
     threads wait for the descheduled one and a 2-thread forward ran 4× slower than a 1-thread
     one here. Whole frames per core need no barrier and, on an idle machine, were as fast as
     the 2-thread forward (bench: model_ablation). Use as a context manager: it sets torch's
-    and OpenCV's thread counts for the run and restores them.
+    and OpenCV's thread counts for the run and restores them; the allocator setting it also
+    makes (depthda.utils.malloc) is process-wide and stays.
     """
 
     def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
@@ -353,6 +354,8 @@ class FrameParallel:
         self._saved = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(self.threads)
         cv2.setNumThreads(1)
+        if self.pipe.device.type == "cpu":
+            warm_up_winograd()
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

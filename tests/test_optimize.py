@@ -1,14 +1,18 @@
 """Inference rewrites (depthda.models.optimize) and the allocator setting (depthda.utils.malloc)."""
 
+import os
+import platform
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from depthda.models import build_model, preset_args
-from depthda.models.optimize import _nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference
+from depthda.models.optimize import (_nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference,
+                                     warm_up_winograd)
 from depthda.models.resnet_generator import ResidualBlock
 
 
@@ -60,6 +64,50 @@ def test_winograd_on_one_thread_onednn_on_more_same_result(generator):
     assert (one - two).abs().max() > 0
 
 
+@pytest.mark.skipif(not _nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
+def test_winograd_conv_equals_conv2d_with_bias_and_padding_and_from_two_threads_at_once():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(64, 32, 3, padding=1).eval()
+    with torch.no_grad():
+        conv.bias.uniform_(-2, 2)
+    wino = _WinogradConv(conv)
+    xs = [torch.randn(b, 64, 30, 41) for b in (1, 2, 1, 2)]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        warm_up_winograd()
+        with torch.inference_mode():
+            alone = [wino(x) for x in xs]
+            refs = [conv(x) for x in xs]
+            together = [None] * len(xs)
+
+            def work(i):
+                with torch.inference_mode():
+                    for _ in range(5):
+                        together[i] = wino(xs[i])
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        torch.set_num_threads(saved)
+    for y, ref, par in zip(alone, refs, together):
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 1e-4 * ref.abs().max()
+        assert (y - ref).abs().max() > 0            # NNPACK's arithmetic, not oneDNN's
+        assert torch.equal(par, y)                  # concurrent callers do not disturb each other
+
+
+def test_winograd_rewrite_skips_convolutions_nnpack_refuses():
+    assert _WinogradConv.applies(torch.nn.Conv2d(8, 8, 3, padding=1))
+    for conv in (torch.nn.Conv2d(8, 8, 3, padding=3), torch.nn.Conv2d(8, 8, 3, stride=2),
+                 torch.nn.Conv2d(8, 8, 3, dilation=2), torch.nn.Conv2d(8, 8, 5),
+                 torch.nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")):
+        assert not _WinogradConv.applies(conv)
+
+
 def test_traced_graph_has_no_nnpack_call(generator):
     fast = optimize_for_inference(generator)
     x = torch.rand(1, 3, 32, 48) * 2 - 1
@@ -92,10 +140,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_retained_memory_stops_page_faults_on_every_forward():
+    # glibc's own defaults, whatever this shell sets (MALLOC_* variables, tunables, a preloaded allocator).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
     faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS, mode], check=True, capture_output=True,
-                                       text=True).stdout) for mode in ("default", "retain")}
+                                       text=True, env=env).stdout) for mode in ("default", "retain")}
     # Activations of a few MB each: glibc unmaps them on free and the next forward faults them in.
     assert faults["default"] > 5000
     assert faults["retain"] < faults["default"] / 10

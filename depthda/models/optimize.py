@@ -121,16 +121,40 @@ def _nnpack_ready() -> bool:
         return False
 
 
-class _WinogradConv(nn.Module):
-    """A 3×3 stride-1 convolution through NNPACK's Winograd kernel when run on one CPU thread.
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):  # torch >= 2.3
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()
 
-    Winograd F(6×6, 3×3) needs ~1/3 of the direct method's multiplications; for the style
-    generator's 64-channel residual convolutions at 64×104 it took 1.3 vs 1.8 ms here (oneDNN has
-    no Winograd path on CPUs without AVX-512). Only for one thread: NNPACK sizes its own thread
-    pool once, at its first call, from torch's thread count, and a pool of one runs inline on the
-    caller, so FrameParallel's single-thread workers never queue behind each other on it; with
-    more threads oneDNN's parallel kernel is used. Input is read, and output written, as NCHW:
-    wrap runs of these in _ResidualRunNCHW so that layouts are converted once per run.
+
+def winograd_active(x: torch.Tensor) -> bool:
+    """Whether _WinogradConv takes NNPACK's path for this input (checks cheapest-to-trace first,
+    so that tracing and torch.compile see no thread-count query)."""
+    if torch.jit.is_tracing() or _is_compiling():
+        return False
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and torch.get_num_threads() == 1 and _nnpack_ready())
+
+
+def warm_up_winograd() -> None:
+    """One tiny NNPACK convolution on this thread. NNPACK creates its thread pool at its first
+    call, sized by torch's thread count, through an unguarded static: made here, on one thread,
+    before FrameParallel's workers start, the pool has one thread and runs inline on each caller."""
+    if _nnpack_ready() and torch.get_num_threads() == 1:
+        torch._nnpack_spatial_convolution(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3), torch.zeros(1),
+                                          [0, 0], [1, 1])
+
+
+class _WinogradConv(nn.Module):
+    """A 3×3 stride-1 convolution through NNPACK when run on one CPU thread.
+
+    NNPACK's Winograd F(6×6, 3×3) kernel (its choice for a single 3×3 image) needs ~1/3 of the
+    direct method's multiplications; for the style generator's 64-channel residual convolutions
+    at 64×104 it took 1.3 vs 1.8 ms here (oneDNN has no Winograd path on CPUs without AVX-512).
+    Only on one thread: NNPACK's pool is sized once (warm_up_winograd), and FrameParallel's
+    single-thread workers must not queue behind each other on it; with more threads, oneDNN's
+    parallel kernel. NNPACK reads and writes NCHW: _ResidualRunNCHW converts once per run.
     """
 
     def __init__(self, conv: nn.Conv2d):
@@ -142,29 +166,29 @@ class _WinogradConv(nn.Module):
 
     @staticmethod
     def applies(conv: nn.Module) -> bool:
+        # NNPACK refuses padding as large as the kernel.
         return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
                 and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
-                and not isinstance(conv.padding, str))
+                and not isinstance(conv.padding, str) and max(conv.padding) < 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dtype == torch.float32 and torch.get_num_threads() == 1
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling() and not torch.is_grad_enabled()
-                and _nnpack_ready()):
+        if winograd_active(x):
             return torch._nnpack_spatial_convolution(x.contiguous(), self.weight.contiguous(), self.bias,
                                                      self.padding, [1, 1])
         return F.conv2d(x, self.weight, self.bias, padding=self.padding)
 
 
 class _ResidualRunNCHW(nn.Module):
-    """Consecutive residual blocks run in NCHW (NNPACK's layout) on CPU, channels_last around them:
-    two layout conversions per run instead of two per convolution."""
+    """Consecutive residual blocks run in NCHW (NNPACK's layout) when their convolutions take
+    NNPACK's path, channels_last around them: two layout conversions per run, not per convolution.
+    Otherwise the blocks run in the input's layout (oneDNN is faster in channels_last)."""
 
     def __init__(self, blocks: list[nn.Module]):
         super().__init__()
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
+        if not winograd_active(x):
             return self.blocks(x)
         channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         y = self.blocks(x.contiguous())

@@ -12,7 +12,6 @@ idle memory held per heap.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # mallopt parameters from glibc's malloc.h.
@@ -32,11 +31,9 @@ def retain_freed_memory() -> bool:
         _applied = False
         if sys.platform.startswith("linux"):
             try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                mallopt = libc.mallopt
+                mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
                 mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-                # glibc's gnu_get_libc_version exists only in glibc; musl's mallopt is a no-op stub.
-                libc.gnu_get_libc_version
+                # glibc returns 1 on success; musl's mallopt is a stub returning 0.
                 _applied = (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
                             and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
             except (OSError, AttributeError):
