@@ -151,7 +151,7 @@ class _WinogradConv(nn.Module):
 
     NNPACK's Winograd F(6×6, 3×3) kernel (its choice for a single 3×3 image) needs ~1/3 of the
     direct method's multiplications; for the style generator's 64-channel residual convolutions
-    at 64×104 it took 1.3 vs 1.8 ms here (oneDNN has no Winograd path on CPUs without AVX-512).
+    at 64×104 it took 1.3 vs 1.8 ms here (PyTorch asks oneDNN for direct convolution only).
     Only on one thread: NNPACK's pool is sized once (warm_up_winograd), and FrameParallel's
     single-thread workers must not queue behind each other on it; with more threads, oneDNN's
     parallel kernel. NNPACK reads and writes NCHW: _ResidualRunNCHW converts once per run.
