@@ -10,9 +10,7 @@ import torch
 from depthda.cli import run
 from depthda.errors import DepthdaError
 from depthda.export import export_pipeline, sample_input
-from depthda.pipeline import DepthPipeline, init_checkpoint
-
-from conftest import PIPELINE_SIZE as SIZE
+from depthda.pipeline import DepthPipeline
 
 # torch.jit is deprecated in favour of torch.export, but TorchScript is the format asked for here.
 pytestmark = [pytest.mark.usefixtures("one_thread"),

@@ -261,7 +261,6 @@ def test_missing_files_counted_with_first_path(raw_root, tmp_path, capsys):
 # ---------------------------------------------------------------- speed
 def test_697_frames_from_exported_gt_evaluate_fast(tmp_path):
     """The Eigen split's size with KITTI-sized sparse ground truth, read from an exported file."""
-    from depthda.data.gt_file import GroundTruthFile, export_ground_truth  # noqa: F401
     frames = read_split(Path(__file__).resolve().parents[1] / "data/splits/eigen_test_files.txt")
     rng = np.random.default_rng(0)
     h, w, n = 375, 1242, len(frames)
@@ -301,8 +300,8 @@ def test_checkpoint_runs_the_pipeline_and_matches_saved_predictions(raw_root, ti
     from depthda.pipeline import DepthPipeline, init_checkpoint
     from depthda.utils.images import read_rgb
 
-    ckpt = init_checkpoint(tmp_path / "ckpt", size=(64, 192), seed=3) or tmp_path / "ckpt"
-    pipe = DepthPipeline.from_checkpoint(tmp_path / "ckpt", device="cpu")
+    ckpt = init_checkpoint(tmp_path / "ckpt", size=(64, 192), seed=3)
+    pipe = DepthPipeline.from_checkpoint(ckpt, device="cpu")
     frames = read_split(tiny_split)
     preds = np.stack([pipe(read_rgb(f.image_path(raw_root))) for f in frames])
     np.save(tmp_path / "preds.npy", preds)

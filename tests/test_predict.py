@@ -10,11 +10,10 @@ import torch
 
 from depthda.cli import run
 from depthda.data.kitti import read_annotated_depth
-from depthda.pipeline import DepthPipeline, init_checkpoint
+from depthda.pipeline import DepthPipeline
 from depthda.predict import predict
 from depthda.utils.images import read_rgb
 
-from conftest import PIPELINE_SIZE as SIZE
 
 pytestmark = [pytest.mark.usefixtures("one_thread")]
 
