@@ -213,10 +213,6 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
     cl_style = copy.deepcopy(pipe_plain.style).to(memory_format=torch.channels_last) if pipe_plain.style else None
     cl_depth = copy.deepcopy(pipe_plain.depth).to(memory_format=torch.channels_last)
     fast = lambda b: pipe_fast.run_prepared(b, h, w)  # noqa: E731
-    no_wino = DepthPipeline(optimize_for_inference(pipe_plain.depth, winograd=False), pipe_plain.depth_config,
-                            optimize_for_inference(pipe_plain.style, winograd=False) if pipe_plain.style else None,
-                            pipe_plain.style_config)
-    no_winograd = lambda b: no_wino.run_prepared(b, h, w)  # noqa: E731
     default_threads = torch.get_num_threads()
     variants = [("eager fp32 NCHW (naive models)", eager_nchw, 1, default_threads),
                 ("+ channels_last", eager_cl, 1, default_threads),
@@ -224,7 +220,11 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
     variants += [(f"pipeline models, batch {bs}", fast, bs, default_threads) for bs in batch_options if bs != 1]
     variants += [(f"pipeline models, {t} thread(s)", fast, 1, t) for t in threads_options if t != default_threads]
     if 1 in threads_options or default_threads == 1:
-        variants.append(("pipeline models without Winograd residual blocks, 1 thread", no_winograd, 1, 1))
+        no_wino = DepthPipeline(optimize_for_inference(pipe_plain.depth, winograd=False), pipe_plain.depth_config,
+                                optimize_for_inference(pipe_plain.style, winograd=False) if pipe_plain.style else None,
+                                pipe_plain.style_config)
+        variants.append(("pipeline models without Winograd residual blocks, 1 thread",
+                         lambda b: no_wino.run_prepared(b, h, w), 1, 1))
     if parallel.workers > 1:
         variants.append((f"pipeline models, frame-parallel: {parallel.workers} frames at once, "
                          f"{parallel.threads} thread(s) each", frame_parallel, parallel.workers, parallel.threads))

@@ -348,11 +348,11 @@ class FrameParallel:
         self._saved = None
 
     def __enter__(self) -> "FrameParallel":
-        # OpenCV's own thread pool (resizes in prepare/finish) would compete with the model workers
-        # for the same cores: one thread each for the run (bench: ~10 % more frames/s).
         retain_freed_memory()  # no page faults on every frame's tensors (depthda/utils/malloc.py)
         self._saved = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(self.threads)
+        # OpenCV's own thread pool (resizes in prepare/finish) would compete with the model workers
+        # for the same cores: one thread each for the run (bench: ~10 % more frames/s).
         cv2.setNumThreads(1)
         if self.pipe.device.type == "cpu":
             warm_up_winograd()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -201,34 +202,20 @@ def _winograd_residual_blocks(module: nn.Module) -> None:
         _winograd_residual_blocks(child)
     if not isinstance(module, nn.Sequential):
         return
-    names = list(module._modules)
-    runs, run = [], []
-    for name in names + [None]:
-        if name is not None and isinstance(module._modules[name], ResidualBlock):
-            run.append(name)
-        elif run:
-            runs.append(run)
-            run = []
-    if not runs:
-        return
-    new, i = [], 0
-    while i < len(names):
-        current = next((r for r in runs if r[0] == names[i]), None)
-        if current is None:
-            new.append((names[i], module._modules[names[i]]))
-            i += 1
+    children = list(module._modules.items())
+    module._modules.clear()
+    for is_block, group in itertools.groupby(children, key=lambda item: isinstance(item[1], ResidualBlock)):
+        group = list(group)
+        if not is_block:
+            module._modules.update(group)
             continue
-        blocks = [module._modules[n] for n in current]
+        blocks = [block for _, block in group]
         for block in blocks:
             for seq in block.modules():
                 for key, conv in list(seq._modules.items()):
                     if _WinogradConv.applies(conv):
                         seq._modules[key] = _WinogradConv(conv)
-        new.append((current[0], _ResidualRunNCHW(blocks)))
-        i += len(current)
-    module._modules.clear()
-    for name, child in new:
-        module._modules[name] = child
+        module._modules[group[0][0]] = _ResidualRunNCHW(blocks)  # the run keeps its first block's name
 
 
 def optimize_for_inference(model: nn.Module, winograd: bool = True) -> nn.Module:
