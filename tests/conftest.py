@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,23 @@ def shared_data() -> Path:
 PIPELINE_SIZE = (64, 128)  # a small working size keeps every inference test fast
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to `n` for a block, then restored."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     # With both cores busy elsewhere, a 2-thread OpenMP forward spins on barriers and ran 80× slower
     # than a 1-thread one here (10 ms vs 800 ms); the test networks are tiny, one thread is plenty.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from depthda.models.optimize import (_nnpack_ready, _ResidualRunNCHW, _WinogradC
                                      warm_up_winograd)
 from depthda.models.resnet_generator import ResidualBlock
 
+from conftest import torch_threads
+
 
 @pytest.fixture(scope="module")
 def generator():
@@ -28,13 +30,8 @@ def generator():
 
 
 def _ops(model, x, threads):
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            y = model(x)
-    finally:
-        torch.set_num_threads(saved)
+    with torch_threads(threads), torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        y = model(x)
     return y, {e.key for e in prof.key_averages()}
 
 
@@ -72,9 +69,7 @@ def test_winograd_conv_equals_conv2d_with_bias_and_padding_and_from_two_threads_
         conv.bias.uniform_(-2, 2)
     wino = _WinogradConv(conv)
     xs = [torch.randn(b, 64, 30, 41) for b in (1, 2, 1, 2)]
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         warm_up_winograd()
         with torch.inference_mode():
             alone = [wino(x) for x in xs]
@@ -91,8 +86,6 @@ def test_winograd_conv_equals_conv2d_with_bias_and_padding_and_from_two_threads_
                 t.start()
             for t in threads:
                 t.join()
-    finally:
-        torch.set_num_threads(saved)
     for y, ref, par in zip(alone, refs, together):
         assert y.shape == ref.shape
         assert (y - ref).abs().max() < 1e-4 * ref.abs().max()
@@ -111,13 +104,8 @@ def test_winograd_rewrite_skips_convolutions_nnpack_refuses():
 def test_traced_graph_has_no_nnpack_call(generator):
     fast = optimize_for_inference(generator)
     x = torch.rand(1, 3, 32, 48) * 2 - 1
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            graph = str(torch.jit.trace(fast, x, check_trace=False).inlined_graph)
-    finally:
-        torch.set_num_threads(saved)
+    with torch_threads(1), torch.no_grad():
+        graph = str(torch.jit.trace(fast, x, check_trace=False).inlined_graph)
     assert "nnpack" not in graph and "aten::_convolution" in graph
 
 

@@ -13,6 +13,8 @@ from depthda.data.unpaired import random_resize_crop, read_video_frames, to_tens
 from depthda.style_quality import format_report, style_distance, translation_report
 from depthda.utils.images import read_rgb
 
+from conftest import torch_threads
+
 SIZE = (128, 416)
 
 
@@ -112,17 +114,13 @@ def test_fast_and_checks_shapes():
     a, b = torch.rand(16, 3, *SIZE, generator=g) * 2 - 1, torch.rand(16, 3, *SIZE, generator=g) * 2 - 1
     # CPU time of one thread measures the work itself; wall time on the shared 2-core machine
     # mostly measures what else is running.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         style_distance(a, b)
         best = math.inf
         for _ in range(3):
             start = time.process_time()
             style_distance(a, b)
             best = min(best, time.process_time() - start)
-    finally:
-        torch.set_num_threads(threads)
     assert best < 0.2
     # Different batch sizes and resolutions are fine: each set is summarised on its own.
     assert style_distance(a[:3], b[:5, :, :96, :200])["total"] > 0
