@@ -30,6 +30,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -38,9 +39,9 @@ import torch
 
 from depthda.colorize import DepthColorizer, colorize_reference
 from depthda.errors import DepthdaError
+from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import write_text_atomic
 
-DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "data" / "samples" / "dashcam_3s.mp4"
 
 
 def peak_matmul_flops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -150,15 +151,14 @@ def pipeline_run(video: Path, n_frames: int, pipe, out_path: Path, near: float, 
     info = reader.info
     depths: list[np.ndarray] = []
     pipe.stage_times = {}
-    writer = VideoWriter(out_path, info.width, info.height, info.fps, **CPU_ENCODER)
     try:
-        with FrameParallel(pipe, workers, threads) as run:
+        with VideoWriter(out_path, info.width, info.height, info.fps, **CPU_ENCODER) as writer, \
+                FrameParallel(pipe, workers, threads) as run:
             source, model, stages = video_stages(reader, pipe, run, DepthColorizer(near, far, cmap),
                                                  batch_size or run.workers, False, None, writer.write,
                                                  lambda i, d: depths.append(d))
             busy = run_overlapped(source, model, stages)
     finally:
-        writer.close()
         reader.close()
     busy.update(pipe.stage_times)
     # Frame-parallel workers compute while the calling thread only queues frames: the model stage's
@@ -245,9 +245,11 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
 def run_bench(video: str | Path | None = None, *, frames: int | None = 75, checkpoint: str | Path | None = None,
               device: str = "cpu", batch_size: int | None = None, workers: int | None = None,
               threads: int | None = None, json_path: str | Path | None = None, cmap: str = "magma",
-              ablation: bool = True, random_weights: bool = False, rounds: int = 2) -> dict:
+              ablation: bool = True, random_weights: bool = False, rounds: int = 2,
+              log: Callable[[str], None] = lambda message: None) -> dict:
     """Time naive vs pipeline on the first `frames` frames; `random_weights` benches randomly
-    initialised small presets (speed does not depend on the weights' values)."""
+    initialised small presets (speed does not depend on the weights' values). `log` hears what
+    the bench is doing: a full run takes minutes."""
     if random_weights:
         if checkpoint is not None:
             raise DepthdaError("give --checkpoint or --random-weights, not both")
@@ -257,10 +259,10 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
             init_checkpoint(tmp)
             return run_bench(video, frames=frames, checkpoint=tmp, device=device, batch_size=batch_size,
                              workers=workers, threads=threads, json_path=json_path, cmap=cmap, ablation=ablation,
-                             rounds=rounds)
+                             rounds=rounds, log=log)
     from depthda.pipeline import DepthPipeline
 
-    video = Path(video) if video is not None else DEFAULT_VIDEO
+    video = Path(video) if video is not None else sample_video()
     if frames is not None and frames < 1:
         raise DepthdaError("--frames must be at least 1")
     frame_list, fps_in = read_frames(video, frames)
@@ -273,9 +275,7 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
     threads = threads or max(1, cores // workers)
     batch_size = batch_size or workers
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    from depthda.pipeline import default_checkpoint_dir
-
-    ckpt = ckpt or default_checkpoint_dir()
+    ckpt = ckpt or default_checkpoint()
     near, far = pipe.depth_param.min_depth, pipe.depth_param.max_depth
     h, w = frame_list[0].shape[:2]
     hn, wn, hp, wp = pipe.working_size(h, w)
@@ -284,16 +284,19 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
     rounds_fps = []
     with tempfile.TemporaryDirectory(prefix="depthda-bench-") as tmp:
         tmp = Path(tmp)
+        log(f"bench: {n} frames of {video.name}, warming up")
         # Warm both paths once (oneDNN primitives, lazy imports) so neither pays start-up in its timing.
         pipeline_run(video, min(n, 4), pipe, tmp / "warm.mp4", near, far, cmap, batch_size, workers, threads)
         naive_run(video, 2, ckpt / "style", ckpt / "depth", tmp / "warm.avi", near, far, cmap)
         # Interleaved rounds, best kept: load from other processes then hits both alike.
-        for _ in range(rounds):
+        for r in range(rounds):
+            log(f"bench: round {r + 1}/{rounds}: naive loop")
             t = time.perf_counter()
             times, naive_depths = naive_run(video, n, ckpt / "style", ckpt / "depth", tmp / "naive.mp4", near, far, cmap)
             dt_naive = time.perf_counter() - t
             if dt_naive < naive_s:
                 naive_s, naive_times = dt_naive, times
+            log(f"bench: round {r + 1}/{rounds}: pipeline ({n / dt_naive:.1f} frames/s naive)")
             t = time.perf_counter()
             times, pipe_depths, written = pipeline_run(video, n, pipe, tmp / "pipeline.mp4", near, far, cmap,
                                                        batch_size, workers, threads)
@@ -307,6 +310,7 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
             max_rel = max(float((np.abs(a - b) / b).max()) for a, b in zip(pipe_depths, naive_depths))
             del pipe_depths, naive_depths
 
+    log("bench: counting FLOPs and measuring peak matmul throughput")
     x = torch.zeros(1, 3, hp, wp)
     flops_style = count_flops(pipe.style, x.contiguous(memory_format=torch.channels_last)) if pipe.style else 0
     flops_depth = count_flops(pipe.depth, x.contiguous(memory_format=torch.channels_last))
@@ -334,6 +338,7 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
         "max_abs_depth_diff_m": max_diff, "max_rel_depth_diff": max_rel,
     }
     if ablation:
+        log("bench: model ablation (each inference rewrite on and off)")
         plain = DepthPipeline.from_checkpoint(checkpoint, device="cpu", optimize=False)
         result["model_ablation"] = model_ablation(plain, pipe, frame_list[: min(n, 8)],
                                                   threads_options=sorted({1, cores}), batch_options=[1, 2, 4])

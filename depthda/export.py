@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.paths import sample_video
 from depthda.utils.fsio import atomic_path
 from depthda.utils.size import parse_size
 
@@ -54,12 +55,11 @@ class _Graph(nn.Module):
 
 def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torch.Tensor:
     """A real dash-cam frame (the shipped sample video) resized to `size`, else a fixed pattern."""
-    from depthda.bench import DEFAULT_VIDEO
-
     h, w = size
     frame = None
-    if DEFAULT_VIDEO.is_file():
-        cap = cv2.VideoCapture(str(DEFAULT_VIDEO))
+    video = sample_video()
+    if video.is_file():
+        cap = cv2.VideoCapture(str(video))
         ok, bgr = cap.read()
         cap.release()
         if ok:

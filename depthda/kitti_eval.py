@@ -14,11 +14,12 @@ from tqdm import tqdm
 
 from depthda.baselines import BASELINES
 from depthda.data.gt_file import GroundTruthFile
-from depthda.data.kitti import (KittiFrame, check_files, load_ground_truth, named_split_path, read_split,
+from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_split,
                                 required_files)
 from depthda.errors import DepthdaError
 from depthda.evaluate import EvalProtocol, EvalResult, check_predictions, evaluate
 from depthda.metrics import METRIC_NAMES
+from depthda import paths
 from depthda.utils.fsio import write_text_atomic
 
 
@@ -33,11 +34,14 @@ class KittiEvalInputs:
 def resolve_split(split: str | None, split_file: str | Path | None) -> list[KittiFrame]:
     if split_file is not None:
         return read_split(split_file)
-    return read_split(named_split_path(split or "eigen"))
+    return read_split(paths.split_file(split or "eigen"))
 
 
-def ground_truth_source(frames: list[KittiFrame], data_root: str | Path | None, gt: str,
+def ground_truth_source(frames: list[KittiFrame], data_root: str | Path | None, gt: str | None,
                         gt_file: str | Path | None = None) -> Callable[[int], np.ndarray]:
+    """Ground truth of each frame; `gt` None means velodyne, or whatever kind `gt_file` holds."""
+    if gt is not None:
+        check_gt_kind(gt)
     if gt_file is not None:
         exported = GroundTruthFile(gt_file)
         exported.check_matches(frames, gt)
@@ -47,7 +51,14 @@ def ground_truth_source(frames: list[KittiFrame], data_root: str | Path | None, 
     root = Path(data_root)
     if not root.is_dir():
         raise DepthdaError(f"KITTI data root not found: {root}")
-    check_files([required_files(f, root, gt) for f in frames], f"{gt} ground-truth")
+    gt = gt or "velodyne"
+    try:
+        check_files([required_files(f, root, gt) for f in frames], f"{gt} ground-truth")
+    except DepthdaError as exc:
+        has_annotated = all(f.annotated_path(root).is_file() for f in frames)
+        if gt == "velodyne" and has_annotated:
+            raise DepthdaError(f"{exc}; this data has KITTI's annotated depth instead: add --gt annotated") from None
+        raise
     return lambda i: load_ground_truth(frames[i], root, gt)
 
 
@@ -99,7 +110,7 @@ def write_reports(result: EvalResult, json_path: str | Path | None = None,
 
 
 def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "eigen",
-                   split_file: str | Path | None = None, gt: str = "velodyne", gt_file: str | Path | None = None,
+                   split_file: str | Path | None = None, gt: str | None = None, gt_file: str | Path | None = None,
                    predictions: str | Path | None = None, checkpoint: str | Path | None = None,
                    baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
@@ -108,8 +119,6 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split."""
     if sum(x is not None for x in (predictions, checkpoint, baseline)) != 1:
         raise DepthdaError("give exactly one of --predictions FILE, --checkpoint DIR or --baseline NAME")
-    if gt not in ("velodyne", "annotated"):
-        raise DepthdaError(f"unknown ground truth {gt!r} (use velodyne or annotated)")
     frames = resolve_split(split, split_file)
     get_gt = ground_truth_source(frames, data_root, gt, gt_file)
     get_image = image_source(frames, data_root) if (checkpoint is not None or plots is not None) else None

@@ -54,21 +54,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import depthda
 from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
 from depthda.errors import DepthdaError
 from depthda.models.depth_param import DepthParam
 from depthda.models.optimize import optimize_for_inference, warm_up_winograd
+from depthda.paths import default_checkpoint
 from depthda.utils.device import pick_device
 from depthda.utils.malloc import retain_freed_memory
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
 _TIMES_LOCK = threading.Lock()
-
-
-def default_checkpoint_dir() -> Path:
-    return Path(depthda.__file__).resolve().parent.parent / "checkpoints" / "default"
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -126,10 +122,7 @@ class DepthPipeline(nn.Module):
         if checkpoint is not None and (style is not None or depth is not None):
             raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
         if checkpoint is None and style is None and depth is None:
-            checkpoint = default_checkpoint_dir()
-            if not (checkpoint / "depth").is_dir():
-                raise DepthdaError(f"no default checkpoint yet at {checkpoint}; pass --checkpoint DIR "
-                                   "(a folder with style/ and depth/) or --style RUN --depth RUN")
+            checkpoint = default_checkpoint()
         if checkpoint is not None:
             checkpoint = Path(checkpoint)
             if not checkpoint.is_dir():

@@ -34,11 +34,11 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from depthda.colorize import DEFAULT_CMAP, DepthColorizer, side_by_side
+from depthda.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
 from depthda.errors import DepthdaError
 from depthda.pipeline import DepthPipeline, FrameParallel
 from depthda.utils.device import pick_device
-from depthda.utils.fsio import atomic_dir, atomic_path
+from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
 from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
 from depthda.video import (CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file,
                            run_overlapped)
@@ -175,6 +175,9 @@ def predict(input: str | Path, output: str | Path, *, pipeline=None, checkpoint:
         raise DepthdaError("--batch-size must be at least 1")
     if max_frames is not None and max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
+    colormap_lut(cmap)  # an unknown colormap fails before any model loads
+    if depth_range is not None:
+        check_range(*depth_range)
     if kind == "folder":
         images, skipped = list_images(inp)
         if not images:
@@ -346,8 +349,10 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
     with contextlib.ExitStack() as stack:
         tmp_video = stack.enter_context(atomic_path(out))
         tmp_depth = stack.enter_context(atomic_dir(depth_dir)) if depth_dir else None
-        writer = VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height, info.fps,
-                             **(CPU_ENCODER if pipeline.device.type == "cpu" else {}))
+        # Entered last, left first: on any failure the encoder is stopped before its file is deleted.
+        with signals_deferred():  # no Ctrl-C between starting the encoder and registering its stop
+            writer = stack.enter_context(VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height,
+                                                     info.fps, **(CPU_ENCODER if pipeline.device.type == "cpu" else {})))
         ext = depth_suffix(depth_format) if depth_format else None
 
         def write_frame(frame):
@@ -359,13 +364,9 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
                                               write_frame, write_depth_frame)
         try:
             busy = run_overlapped(source, model, workers)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                writer.close()
-            raise
         finally:
             bar.close()
-        writer.close()
+        writer.close()  # finished and checked before the output replaces anything
         if writer.frames_written != reader.frames_read:
             raise DepthdaError(f"wrote {writer.frames_written} frames but read {reader.frames_read}")
     return PredictResult("video", out, writer.frames_written, depth_output=depth_dir, stage_seconds=busy)

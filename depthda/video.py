@@ -14,7 +14,10 @@ them and reaches the caller as a DepthdaError; every thread is joined before it 
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -114,18 +117,29 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(frame, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
 
 
-def _ffmpeg_available() -> bool:
+def _ffmpeg_exe() -> str | None:
     try:
         import imageio_ffmpeg
 
-        imageio_ffmpeg.get_ffmpeg_exe()
-        return True
+        return imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError):
-        return False
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
 
 
 class VideoWriter:
-    """Write RGB uint8 frames of one size to `path` (suffix picks the container)."""
+    """Write RGB uint8 frames of one size to `path` (suffix picks the container).
+
+    Use as a context manager: leaving the block normally finishes the file and checks it (the
+    encoder's exit status, and that the file opens with every frame written); leaving it by an
+    exception (Ctrl-C included) stops the encoder at once, so the caller can delete the file.
+    ffmpeg runs in its own session: a terminal's Ctrl-C reaches depthda, which decides what the
+    encoder does, rather than killing the encoder behind its back.
+    """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, *, crf: int = 20,
                  preset: str = "veryfast", threads: int | None = None, use_ffmpeg: bool | None = None):
@@ -134,49 +148,96 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_SUFFIXES:
             raise DepthdaError(f"video output must end in one of {', '.join(VIDEO_SUFFIXES)}: {self.path}")
-        self.backend = "ffmpeg" if (use_ffmpeg if use_ffmpeg is not None else _ffmpeg_available()) else "cv2"
-        self._gen = self._cv = None
-        if self.backend == "ffmpeg":
-            import imageio_ffmpeg
-
+        exe = _ffmpeg_exe() if use_ffmpeg is not False else None
+        if use_ffmpeg and exe is None:
+            raise DepthdaError("the ffmpeg encoder needs the imageio-ffmpeg package")
+        self.backend = "ffmpeg" if exe else "cv2"
+        self._proc = self._cv = self._log = None
+        self.frames_written = 0
+        if exe:
             if suffix == ".webm":
-                codec, params = "libvpx-vp9", ["-crf", str(crf + 12), "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"]
+                codec = ["-c:v", "libvpx-vp9", "-crf", str(crf + 12), "-b:v", "0", "-deadline", "realtime",
+                         "-cpu-used", "8"]
             else:
                 # veryfast: ~3× less encoding CPU than the default preset for a slightly larger file.
-                codec, params = "libx264", ["-crf", str(crf), "-preset", preset]
+                codec = ["-c:v", "libx264", "-crf", str(crf), "-preset", preset]
             if threads:
-                params += ["-threads", str(int(threads))]
+                codec += ["-threads", str(int(threads))]
             if suffix in (".mp4", ".mov"):
-                params += ["-movflags", "+faststart"]
-            self._gen = imageio_ffmpeg.write_frames(
-                str(self.path), self.size, fps=fps, codec=codec, quality=None, pix_fmt_in="rgb24",
-                pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error", output_params=params)
-            self._gen.send(None)
+                codec += ["-movflags", "+faststart"]
+            w, h = self.size
+            cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "pipe:0",
+                   "-an", *codec, "-pix_fmt", "yuv420p", str(self.path)]
+            # ffmpeg's messages go to a file: a pipe nobody reads could fill up and stall it.
+            self._log = tempfile.TemporaryFile()
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                          start_new_session=True)
         else:
             fourcc = cv2.VideoWriter_fourcc(*("VP80" if suffix == ".webm" else "mp4v"))
             self._cv = cv2.VideoWriter(str(self.path), fourcc, fps, self.size)
             if not self._cv.isOpened():
                 raise DepthdaError(f"cannot open a video writer for {self.path}")
-        self.frames_written = 0
+
+    def _encoder_error(self) -> str:
+        self._log.seek(0)
+        message = _last_line(self._log.read().decode("utf-8", "replace"))
+        if "No space left" in message:
+            return f"no space left on device while writing {self.path}"
+        return f"video encoder failed for {self.path}: {message}"
 
     def write(self, rgb: np.ndarray) -> None:
         frame = _pad_even(rgb)
         if (frame.shape[1], frame.shape[0]) != self.size:
             raise ValueError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the video's {self.size}")
-        if self._gen is not None:
-            self._gen.send(np.ascontiguousarray(frame))
+        if self._proc is not None:
+            try:
+                self._proc.stdin.write(np.ascontiguousarray(frame).data)
+            except (BrokenPipeError, OSError):
+                self._proc.wait()
+                raise DepthdaError(self._encoder_error()) from None
         else:
             self._cv.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finish the file (waits for the encoder)."""
-        if self._gen is not None:
-            gen, self._gen = self._gen, None
+        """Finish the file (waits for the encoder) and check that it holds every frame written."""
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
             try:
-                gen.close()
-            except (OSError, RuntimeError) as exc:
-                raise DepthdaError(f"video encoder failed for {self.path}: {exc}") from exc
+                proc.stdin.close()
+            except OSError:
+                pass
+            if proc.wait() != 0:
+                raise DepthdaError(self._encoder_error())
+            self._log.close()
+        elif self._cv is not None:
+            self._cv.release()
+            self._cv = None
+        else:
+            return
+        self._verify()
+
+    def _verify(self) -> None:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+        finally:
+            cap.release()
+        if count < 0:
+            raise DepthdaError(f"the finished video does not open: {self.path}")
+        if self.path.suffix.lower() in _INDEXED and count != self.frames_written:
+            raise DepthdaError(f"the finished video holds {count} of {self.frames_written} frames: {self.path}")
+
+    def abort(self) -> None:
+        """Stop the encoder without finishing the file (the caller deletes it)."""
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            proc.kill()
+            proc.wait()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            self._log.close()
         if self._cv is not None:
             self._cv.release()
             self._cv = None
@@ -184,8 +245,11 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 # ---------------------------------------------------------------------------- overlapped runner

@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the real data shipped in data/ and beside the repo."""
+"""Shared test fixtures: paths to the real data shipped in data/ and tests/data/."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_DATA = REPO / "data"
-# CI clones the repo with ../shared beside it; real material the repo does not ship lives there.
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real material only the tests need (paper example frames, one raw velodyne depth map); see its README.md.
+TEST_DATA = REPO / "tests" / "data"
 
 # Two cores are shared by the whole suite; more threads only adds contention.
 torch.set_num_threads(2)
@@ -23,10 +23,8 @@ def repo_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"real test material expected at {SHARED_DATA} (../shared/data beside the repo)")
-    return SHARED_DATA
+def test_data() -> Path:
+    return TEST_DATA
 
 
 # ---------------------------------------------------------------- inference tests

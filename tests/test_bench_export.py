@@ -34,9 +34,10 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
 
 
 def test_bench_ablation_lists_each_step(ckpt):
-    from depthda.bench import DEFAULT_VIDEO, model_ablation, read_frames
+    from depthda.bench import model_ablation, read_frames
+    from depthda.paths import sample_video
 
-    frames, _ = read_frames(DEFAULT_VIDEO, 2)
+    frames, _ = read_frames(sample_video(), 2)
     plain = DepthPipeline.from_checkpoint(ckpt, device="cpu", optimize=False)
     fast = DepthPipeline.from_checkpoint(ckpt, device="cpu")
     rows = model_ablation(plain, fast, frames, threads_options=[1], batch_options=[1, 2], rounds=1)

@@ -86,11 +86,11 @@ def test_projection_keeps_closest_point_and_drops_rear_points():
     assert (depth > 0).sum() == 1
 
 
-def test_annotated_depth_reading(repo_data, shared_data, tmp_path):
+def test_annotated_depth_reading(repo_data, test_data, tmp_path):
     path = repo_data / "kitti/raw/2011_09_26/2011_09_26_drive_0023_sync/proj_depth/groundtruth/image_02/0000000000.png"
     depth = read_annotated_depth(path)
-    raw = np.load(shared_data / "kitti_raw_tiny/2011_09_26/2011_09_26_drive_0023_sync/proj_depth/velodyne/"
-                  "image_02/0000000000.npz")["velodyne_depth"]
+    # The packnet-sfm float32 original that the shipped PNG was encoded from.
+    raw = np.load(test_data / "kitti_raw_tiny_velodyne" / "0000000000.npz")["velodyne_depth"]
     assert depth.shape == (375, 1242)
     assert np.array_equal(depth > 0, raw > 0)
     assert np.abs(depth - raw).max() <= 1 / 512 + 1e-6

@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
-def frame(shared_data):
-    return read_rgb(shared_data / "paper_examples" / "1.png")  # 352x1216 KITTI-like street
+def frame(test_data):
+    return read_rgb(test_data / "paper_examples" / "1.png")  # 352x1216 KITTI-like street
 
 
 def test_random_pipeline_runs_at_input_resolution(pipe, frame):

@@ -119,21 +119,21 @@ def test_odd_sized_video_is_padded_to_even(tmp_path, ckpt):
     assert len(frames) == 2 and fps == 10 and frames[0].shape == (92, 162, 3)
 
 
-def test_paper_examples_folder(tmp_path, shared_data, ckpt, capsys):
-    src = shared_data / "paper_examples"
+def test_paper_examples_folder(tmp_path, test_data, ckpt, capsys):
+    src = test_data / "paper_examples"  # 1.png, 2.png, 3.png and their licence, LICENSE_MIT.txt
     out = tmp_path / "pe"
     assert cli(src, "-o", out, "--checkpoint", ckpt, "--depth-format", "png16") == 0
     printed = capsys.readouterr().out
-    assert "skipped 1 non-image files" in printed and "wrote 7 images" in printed
+    assert "skipped 1 non-image file" in printed and "wrote 3 images" in printed
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{i}.png" for i in range(1, 8)]
+    assert names == [f"{i}.png" for i in range(1, 4)]
     for name in names:
         assert read_rgb(out / name).shape == (352, 1216, 3)
         assert cv2.imread(str(tmp_path / "pe_depth" / name), cv2.IMREAD_UNCHANGED).shape == (352, 1216)
 
 
-def test_single_image_api_equals_cli_and_png16(tmp_path, shared_data, ckpt, pipe):
-    img = shared_data / "paper_examples" / "3.png"
+def test_single_image_api_equals_cli_and_png16(tmp_path, test_data, ckpt, pipe):
+    img = test_data / "paper_examples" / "3.png"
     assert cli(img, "-o", tmp_path / "a.png", "--checkpoint", ckpt, "--depth-format", "npy") == 0
     api = pipe(read_rgb(img))
     np.testing.assert_allclose(np.load(tmp_path / "a_depth.npy"), api, rtol=1e-6, atol=1e-6)
@@ -146,8 +146,8 @@ def test_single_image_api_equals_cli_and_png16(tmp_path, shared_data, ckpt, pipe
     assert result.kind == "image" and (tmp_path / "b.jpg").is_file()
 
 
-def test_grey_rgba_16bit_and_tiny_images_are_converted(tmp_path, shared_data, ckpt):
-    rgb = read_rgb(shared_data / "paper_examples" / "2.png")[:120, :300]
+def test_grey_rgba_16bit_and_tiny_images_are_converted(tmp_path, test_data, ckpt):
+    rgb = read_rgb(test_data / "paper_examples" / "2.png")[:120, :300]
     src = tmp_path / "in" / "sub"
     src.mkdir(parents=True)
     cv2.imwrite(str(src / "grey.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
@@ -206,7 +206,7 @@ def test_bad_inputs_give_one_error_line(tmp_path, ckpt, capsys, clip):
     one_error_line(capsys, "missing weights file")
 
 
-def test_failed_runs_leave_existing_outputs_untouched(tmp_path, repo_data, ckpt, capsys, shared_data):
+def test_failed_runs_leave_existing_outputs_untouched(tmp_path, repo_data, ckpt, capsys, test_data):
     sample = (repo_data / "samples" / "dashcam_3s.mp4").read_bytes()
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(sample[: len(sample) // 2])
@@ -220,7 +220,7 @@ def test_failed_runs_leave_existing_outputs_untouched(tmp_path, repo_data, ckpt,
     # A folder with one corrupt image: no output file changes, no staging left behind.
     src = tmp_path / "imgs"
     src.mkdir()
-    shutil.copy(shared_data / "paper_examples" / "1.png", src / "1.png")
+    shutil.copy(test_data / "paper_examples" / "1.png", src / "1.png")
     (src / "2.png").write_bytes(b"not a png")
     dst = tmp_path / "imgs_out"
     dst.mkdir()
@@ -244,7 +244,7 @@ def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_dat
     from depthda.cli import run
     from depthda.evaluate import EvalProtocol
     from depthda.kitti_eval import evaluate_kitti
-    from depthda.pipeline import default_checkpoint_dir
+    from depthda.paths import default_checkpoint
 
     if frames == "drive_0023":
         data = dict(data_root=repo_data / "kitti" / "raw", gt="annotated",
@@ -257,7 +257,7 @@ def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_dat
         split.write_text("2011_09_26/2011_09_26_drive_9000_sync 0000000000 l\n")
         data = dict(data_root=root, split_file=split, gt="velodyne")
     common = dict(**data, protocol=EvalProtocol(scaling=scaling), progress=False)
-    model = evaluate_kitti(checkpoint=default_checkpoint_dir(), device="cpu", **common).metrics
+    model = evaluate_kitti(checkpoint=default_checkpoint(), device="cpu", **common).metrics
     for baseline in ("constant", "ground-plane"):
         ref = evaluate_kitti(baseline=baseline, **common).metrics
         assert model["abs_rel"] < ref["abs_rel"] and model["a1"] > ref["a1"], (baseline, model, ref)

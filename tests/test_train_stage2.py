@@ -19,8 +19,8 @@ def args(real, synthetic, out, steps, *extra):
             "--checkpoint-every", "100", "--val-every", "100", "--no-progress", *extra]
 
 
-def test_trains_on_real_frames_resumes_exactly_and_exports(shared_data, synthia, tmp_path, capsys):
-    real = [shared_data / "paper_examples", shared_data / "dashcam_video" / "solidWhiteRight.mp4"]
+def test_trains_on_real_frames_resumes_exactly_and_exports(repo_data, test_data, synthia, tmp_path, capsys):
+    real = [test_data / "paper_examples", repo_data / "samples" / "dashcam_3s.mp4"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run(args(real, synthia, straight, 4)) == 0
     out = capsys.readouterr().out
@@ -45,14 +45,14 @@ def test_trains_on_real_frames_resumes_exactly_and_exports(shared_data, synthia,
     assert "images/real_to_synthetic_to_real" in acc.Tags()["images"]
 
 
-def test_bad_domains_are_one_line_errors(shared_data, synthia, tmp_path, capsys):
+def test_bad_domains_are_one_line_errors(test_data, synthia, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run(args([empty], synthia, tmp_path / "r1", 1)) == 1
     assert str(empty) in capsys.readouterr().err
     one = tmp_path / "one"
     one.mkdir()
-    (one / "a.png").write_bytes((shared_data / "paper_examples" / "1.png").read_bytes())
+    (one / "a.png").write_bytes((test_data / "paper_examples" / "1.png").read_bytes())
     assert run(args([one], synthia, tmp_path / "r2", 1)) == 1
     assert "at least 2" in capsys.readouterr().err
     junk = tmp_path / "junk"
@@ -62,5 +62,5 @@ def test_bad_domains_are_one_line_errors(shared_data, synthia, tmp_path, capsys)
     assert run(args([junk], synthia, tmp_path / "r3", 1)) == 1
     err = capsys.readouterr().err
     assert "unreadable" in err and err.count("\n") == 1
-    assert run(args([shared_data / "paper_examples"], tmp_path / "nope", tmp_path / "r4", 1)) == 1
+    assert run(args([test_data / "paper_examples"], tmp_path / "nope", tmp_path / "r4", 1)) == 1
     assert not (tmp_path / "r4" / "checkpoint.pt").exists()

@@ -14,7 +14,7 @@ import torch
 
 from depthda.data.kitti import read_split
 from depthda.data.synthia import write_synthia_sample
-from depthda.data.unpaired import (EIGEN_TEST_DRIVES, UnpairedDataset, collect_images, collect_synthetic,
+from depthda.data.unpaired import (UnpairedDataset, collect_images, collect_synthetic, eigen_test_drives,
                                    random_resize_crop, read_video_frames, synthetic_image_paths)
 from depthda.errors import DepthdaError
 from depthda.models.image_pool import ImagePool
@@ -22,7 +22,7 @@ from depthda.utils.images import read_rgb
 
 TEST_DRIVE = "2011_09_26_drive_0023_sync"  # the drive of the shipped KITTI frames
 TRAIN_DRIVE = "2011_09_26_drive_0001_sync"  # an Eigen training drive
-VIDEO_FRAMES = 221  # solidWhiteRight.mp4
+VIDEO_FRAMES = 75  # data/samples/dashcam_3s.mp4
 
 
 def render_street(seed: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +57,22 @@ def synthia_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def video(shared_data) -> Path:
-    return shared_data / "dashcam_video" / "solidWhiteRight.mp4"
+def video(repo_data) -> Path:
+    return repo_data / "samples" / "dashcam_3s.mp4"
+
+
+@pytest.fixture(scope="module")
+def kitti_clip(kitti_root, tmp_path_factory) -> Path:
+    """The 7 shipped left frames of drive 0023 as a 10 fps MPEG-4 clip (KITTI's frame rate), written by OpenCV."""
+    frames = sorted((kitti_root / "2011_09_26" / TEST_DRIVE / "image_02" / "data").glob("*.png"))
+    first = cv2.imread(str(frames[0]))
+    path = tmp_path_factory.mktemp("clip") / "drive_0023_image_02_10fps.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (first.shape[1], first.shape[0]))
+    for frame in frames:
+        writer.write(cv2.imread(str(frame)))
+    writer.release()
+    assert len(decode_all(path)) == 7
+    return path
 
 
 def copy_drive(src_root: Path, dst_root: Path, drive: str) -> Path:
@@ -69,9 +83,9 @@ def copy_drive(src_root: Path, dst_root: Path, drive: str) -> Path:
 
 # --- KITTI raw roots and test-drive exclusion -------------------------------------------------
 
-def test_packaged_eigen_drives_match_split_file(repo_data):
+def test_eigen_test_drives_come_from_the_shipped_split_file(repo_data):
     drives = {f.drive for f in read_split(repo_data / "splits" / "eigen_test_files.txt")}
-    assert drives == EIGEN_TEST_DRIVES and TEST_DRIVE in drives
+    assert drives == eigen_test_drives() and len(drives) == 28 and TEST_DRIVE in drives
 
 
 def test_kitti_root_takes_left_frames_and_excludes_eigen_test_drives(kitti_root, tmp_path):
@@ -105,8 +119,14 @@ def test_kitti_root_takes_left_frames_and_excludes_eigen_test_drives(kitti_root,
         collect_images([mixed / "2011_09_26" / TEST_DRIVE])
 
 
-def test_shared_kitti_root_ignores_right_camera(shared_data):
-    root = shared_data / "kitti_raw_tiny"
+def test_kitti_root_ignores_right_camera(kitti_root, tmp_path):
+    # A full raw root has image_03 (right camera) beside image_02; the shipped root has only the left
+    # frames, so the right camera's folder is filled with copies of them (real KITTI PNGs either way).
+    root = tmp_path / "stereo"
+    shutil.copytree(kitti_root, root)
+    drive = root / "2011_09_26" / TEST_DRIVE
+    shutil.copytree(drive / "image_02" / "data", drive / "image_03" / "data")
+    assert len(list((drive / "image_03" / "data").glob("*.png"))) == 7
     images = collect_images([root], exclude_eigen_test=False)
     assert len(images) == 7 and all("image_02" in str(p) for p in images.items)
 
@@ -153,12 +173,12 @@ def write_unreadable(folder: Path) -> None:
     (folder / "e_corrupt.png").write_bytes(bytes(corrupt))
 
 
-def test_folder_mixing_images_videos_and_unreadable_files(tmp_path, shared_data, kitti_root):
+def test_folder_mixing_images_videos_and_unreadable_files(tmp_path, test_data, kitti_clip):
     folder = tmp_path / "real"
     folder.mkdir()
-    shutil.copy(shared_data / "paper_examples" / "1.png", folder / "a_good.png")
-    shutil.copy(shared_data / "paper_examples" / "2.png", folder / "sub_good.png")
-    shutil.copy(shared_data / "kitti_raw_tiny" / "DERIVED_drive_0023_image_02_10fps.mp4", folder / "clip.mp4")
+    shutil.copy(test_data / "paper_examples" / "1.png", folder / "a_good.png")
+    shutil.copy(test_data / "paper_examples" / "2.png", folder / "sub_good.png")
+    shutil.copy(kitti_clip, folder / "clip.mp4")
     (folder / "notes.txt").write_text("not an image, not counted")
     (folder / "broken.mp4").write_bytes(b"\x00" * 100)
     write_unreadable(folder)
@@ -179,7 +199,7 @@ def test_folder_mixing_images_videos_and_unreadable_files(tmp_path, shared_data,
     assert lazy.runtime_failures == 1  # a known-bad file is not retried
 
 
-def test_nothing_left_single_image_empty_and_missing(tmp_path, shared_data):
+def test_nothing_left_single_image_empty_and_missing(tmp_path, test_data):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.png").write_bytes(b"")
@@ -188,7 +208,7 @@ def test_nothing_left_single_image_empty_and_missing(tmp_path, shared_data):
         collect_images([broken])
     single = tmp_path / "single"
     single.mkdir()
-    shutil.copy(shared_data / "paper_examples" / "3.png", single)
+    shutil.copy(test_data / "paper_examples" / "3.png", single)
     with pytest.raises(DepthdaError, match="needs at least 2 images per domain"):
         collect_images([single])
     empty = tmp_path / "empty_folder"
@@ -207,7 +227,7 @@ def test_nothing_left_single_image_empty_and_missing(tmp_path, shared_data):
 
 # --- synthetic domain ----------------------------------------------------------------------------
 
-def test_synthetic_layouts(tmp_path, synthia_root, shared_data):
+def test_synthetic_layouts(tmp_path, synthia_root, test_data):
     assert [p.name for p in synthetic_image_paths(synthia_root)] == ["0000000.png", "0000001.png", "0000002.png"]
     seqs = tmp_path / "SYNTHIA-SEQS-01-SPRING"
     for i in range(3):
@@ -217,20 +237,21 @@ def test_synthetic_layouts(tmp_path, synthia_root, shared_data):
     # A folder of several sequences; the 16-bit depth PNGs are never taken as RGB.
     shutil.copytree(seqs, tmp_path / "SYNTHIA-SEQS-02-SUMMER")
     assert len(synthetic_image_paths(tmp_path)) == 6
-    assert len(synthetic_image_paths(shared_data / "paper_examples")) == 7
+    assert len(synthetic_image_paths(test_data / "paper_examples")) == 3  # its licence text is not an image
     with pytest.raises(DepthdaError, match="not found"):
         synthetic_image_paths(tmp_path / "nope")
 
 
 # --- the dataset ---------------------------------------------------------------------------------
 
-def test_dataset_items_mixed_sizes_reproducible_and_picklable(synthia_root, shared_data, kitti_root, video):
+def test_dataset_items_mixed_sizes_reproducible_and_picklable(synthia_root, test_data, kitti_root, video):
     size = (64, 160)
     # 1216×352 examples, 1242×375 KITTI frames, 960×540 video frames; 3 synthetic sizes.
-    sources = [shared_data / "paper_examples", kitti_root, video]
-    ds = UnpairedDataset(sources, synthia_root, size, seed=3, exclude_eigen_test=False, video_stride=50)
-    assert len(ds.real) == 7 + 7 + 5 and len(ds.synthetic) == 3 and len(ds) == 19
-    assert ds.summary().startswith("real: 19 images from 3 sources") and "synthetic: 3 images" in ds.summary()
+    sources = [test_data / "paper_examples", kitti_root, video]
+    # Every 15th of the clip's 75 frames: 0, 15, 30, 45, 60.
+    ds = UnpairedDataset(sources, synthia_root, size, seed=3, exclude_eigen_test=False, video_stride=15)
+    assert len(ds.real) == 3 + 7 + 5 and len(ds.synthetic) == 3 and len(ds) == 15
+    assert ds.summary().startswith("real: 15 images from 3 sources") and "synthetic: 3 images" in ds.summary()
     shapes = set()
     for i in range(len(ds)):
         item = ds[i]
@@ -251,7 +272,7 @@ def test_dataset_items_mixed_sizes_reproducible_and_picklable(synthia_root, shar
     # Without augmentation A is the centre crop of real image i, scaled to cover the crop.
     plain = ds.variant(seed=0, augment=False)
     assert plain.real is ds.real and ds.augment and ds.seed == 3  # shares the decoded sets, leaves ds alone
-    expected = random_resize_crop(read_rgb(shared_data / "paper_examples" / "2.png"), size, None, augment=False)
+    expected = random_resize_crop(read_rgb(test_data / "paper_examples" / "2.png"), size, None, augment=False)
     assert torch.equal(plain[1]["A"], torch.from_numpy(expected).permute(2, 0, 1).float() / 127.5 - 1)
     with pytest.raises(IndexError):
         plain[len(plain)]
@@ -267,11 +288,11 @@ def test_dataset_b_draws_cover_the_synthetic_set_and_loader_works(synthia_root, 
     assert len(firsts) >= 2
 
 
-def test_dataset_wraps_the_smaller_real_domain(tmp_path, synthia_root, shared_data):
+def test_dataset_wraps_the_smaller_real_domain(tmp_path, synthia_root, test_data):
     real = tmp_path / "two"
     real.mkdir()
-    for name in ("4.png", "5.png"):
-        shutil.copy(shared_data / "paper_examples" / name, real / name)
+    for name in ("2.png", "3.png"):
+        shutil.copy(test_data / "paper_examples" / name, real / name)
     ds = UnpairedDataset([real], synthia_root, (32, 96), augment=False)
     assert len(ds) == 3
     assert torch.equal(ds[2]["A"], ds[0]["A"]) and not torch.equal(ds[1]["A"], ds[0]["A"])

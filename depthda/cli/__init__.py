@@ -2,14 +2,17 @@
 
 Each command module under depthda/cli/ defines `register(app)`; only modules listed in
 COMMAND_MODULES are registered, so every command shown by `depthda --help` works.
+
+Exit codes: 0 success, 1 a user error (one `depthda: error: ...` line), 2 a usage error (usage
+hint and one line), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-import click
 import typer
 
 from depthda.errors import DepthdaError
@@ -20,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: typer >= 0.29's rich help prints "<bool>" after every flag
+    rich_markup_mode=None,
 )
 
 COMMAND_MODULES = (
@@ -35,30 +40,70 @@ COMMAND_MODULES = (
 for _name in COMMAND_MODULES:
     importlib.import_module(f"depthda.cli.{_name}").register(app)
 
+# typer < 0.26 raises click's exceptions; later releases carry their own copy of click
+# (typer._click) and raise typer.Exit/typer.Abort. The module that defines typer's BadParameter
+# is the click that typer runs on, whichever release is installed.
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+
+
+def _classes(*candidates) -> tuple[type, ...]:
+    return tuple({c for c in candidates if c is not None})
+
+
+_USAGE_ERRORS = (_click_exceptions.ClickException,)
+_EXITS = _classes(typer.Exit, getattr(_click_exceptions, "Exit", None))
+_ABORTS = _classes(typer.Abort, getattr(_click_exceptions, "Abort", None), KeyboardInterrupt)
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def _interrupted() -> int:
+    print("\ndepthda: interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
+def _usage_hint(argv: list[str]) -> None:
+    words = []
+    for arg in argv:  # the command (and subcommand) the user typed, up to its first option
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    command = " ".join(["depthda", *words])
+    print(f"Usage: {command} [OPTIONS] ...\nTry '{command} --help' for help.\n", file=sys.stderr)
+
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
-    from depthda.utils.malloc import retain_freed_memory
-
-    retain_freed_memory()  # 15-30 % faster CPU networks, see depthda/utils/malloc.py
     try:
-        app(args=argv, prog_name="depthda", standalone_mode=False)
+        code = app(args=argv, prog_name="depthda", standalone_mode=False)
     except DepthdaError as exc:
         print(f"depthda: error: {exc}", file=sys.stderr)
         return 1
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except _EXITS as exc:
+        code = exc.exit_code
+    except _USAGE_ERRORS as exc:
+        if getattr(exc, "ctx", False) is None:  # raised while parsing, before click had a context to show
+            _usage_hint(sys.argv[1:] if argv is None else argv)
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        print("depthda: aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("depthda: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    except _ABORTS:  # click turns Ctrl-C (and EOF at a prompt) into Abort
+        return _interrupted()
+    # Without standalone mode typer returns the exit code of an Exit, and typer >= 0.26 turns
+    # Ctrl-C into Exit(130) itself; no command of ours exits with 130 any other way.
+    if not isinstance(code, int):
+        return 0
+    return _interrupted() if code == INTERRUPTED else code
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+    except KeyboardInterrupt:  # Ctrl-C while Python is still importing torch and the commands
+        code = _interrupted()
+    if code == INTERRUPTED:
+        # Every output has been cleaned up by now. Skip interpreter teardown: native worker
+        # threads (torch, OpenCV) interrupted mid-task can abort in their C++ destructors
+        # ("terminate called without an active exception"), turning exit 130 into a crash.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
 
         result = run_bench(video, frames=frames, checkpoint=checkpoint, device=device, batch_size=batch_size,
                            workers=workers, json_path=json_out, ablation=not no_ablation,
-                           random_weights=random_weights, rounds=rounds)
+                           random_weights=random_weights, rounds=rounds,
+                           log=lambda message: typer.echo(message, err=True))
         typer.echo(format_result(result))
         if json_out is not None:
             typer.echo(f"wrote {json_out}")

@@ -9,7 +9,7 @@ import typer
 
 from depthda.cli.evaluate import GroundTruth, Split
 
-data_app = typer.Typer(help="Dataset preparation.", no_args_is_help=True)
+data_app = typer.Typer(help="Dataset preparation.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @data_app.command("export-gt")

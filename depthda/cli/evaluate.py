@@ -11,7 +11,8 @@ import typer
 
 from depthda.evaluate import EvalProtocol
 
-eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True,
+                       rich_markup_mode=None)
 
 
 class Split(str, Enum):
@@ -45,7 +46,8 @@ def kitti(
     data_root: Optional[Path] = typer.Option(None, help="KITTI raw root (<root>/<date>/<drive>_sync/...)."),
     split: Split = typer.Option(Split.eigen, help="Shipped split: eigen (697) or eigen_benchmark (652)."),
     split_file: Optional[Path] = typer.Option(None, help="Split file in Eigen format; overrides --split."),
-    gt: GroundTruth = typer.Option(GroundTruth.velodyne, help="Velodyne projection or KITTI annotated depth."),
+    gt: Optional[GroundTruth] = typer.Option(
+        None, help="Velodyne projection or KITTI annotated depth (default: velodyne, or the kind --gt-file holds)."),
     gt_file: Optional[Path] = typer.Option(None, help="Ground truth exported by `depthda data export-gt`."),
     predictions: Optional[Path] = typer.Option(None, help="N×H×W float .npy of depth in metres, split order."),
     checkpoint: Optional[Path] = typer.Option(None, help="Run this pipeline checkpoint on the images instead."),
@@ -68,7 +70,7 @@ def kitti(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = evaluate_kitti(
-            data_root=data_root, split=split.value, split_file=split_file, gt=gt.value, gt_file=gt_file,
+            data_root=data_root, split=split.value, split_file=split_file, gt=gt.value if gt else None, gt_file=gt_file,
             predictions=predictions, checkpoint=checkpoint,
             baseline=baseline.value if baseline else None, protocol=protocol, use_style=not no_style,
             device=device, focal_px=focal, plots=plots)

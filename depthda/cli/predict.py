@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
             depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
             compile=compile, max_frames=frames)
         if result.kind == "folder":
-            typer.echo(f"skipped {result.skipped} non-image files")
-        what = "frames" if result.kind == "video" else "images"
-        typer.echo(f"wrote {result.frames} {what} to {result.output} ({result.fps:.1f} frames/s)")
+            typer.echo(f"skipped {result.skipped} non-image file{'' if result.skipped == 1 else 's'}")
+        what = "frame" if result.kind == "video" else "image"
+        typer.echo(f"wrote {result.frames} {what}{'' if result.frames == 1 else 's'} to {result.output} ({result.fps:.1f} frames/s)")
         if result.depth_output is not None:
             typer.echo(f"wrote depth ({depth_format.value}) to {result.depth_output}")

@@ -84,8 +84,9 @@ class GroundTruthFile:
         depth[self._indices[start:stop]] = self._depths[start:stop]
         return depth.reshape(h, w)
 
-    def check_matches(self, frames: list[KittiFrame], gt: str) -> None:
-        if self.gt_kind != gt:
+    def check_matches(self, frames: list[KittiFrame], gt: str | None = None) -> None:
+        """The file must hold `frames` in order, and `gt` ground truth when a kind is asked for."""
+        if gt is not None and self.gt_kind != gt:
             raise DepthdaError(f"{self.path} holds {self.gt_kind} ground truth, but --gt {gt} was asked for")
         names = [str(f) for f in frames]
         if names != self.frames:

@@ -97,14 +97,6 @@ def read_split(path: str | Path) -> list[KittiFrame]:
     return frames
 
 
-def named_split_path(name: str) -> Path:
-    """The split files shipped in data/splits: `eigen` (697 frames), `eigen_benchmark` (652)."""
-    path = Path(__file__).resolve().parents[2] / "data" / "splits" / f"{name}_test_files.txt"
-    if name not in ("eigen", "eigen_benchmark"):
-        raise DepthdaError(f"unknown split {name!r} (use eigen or eigen_benchmark, or --split-file)")
-    return path
-
-
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     """Read a KITTI calibration text file (`key: numbers...`); non-numeric entries are skipped."""
     path = Path(path)
@@ -216,13 +208,17 @@ def read_annotated_depth(path: str | Path) -> np.ndarray:
     return depth.astype(np.float32) / 256.0
 
 
+def check_gt_kind(gt: str) -> str:
+    if gt not in GT_KINDS:
+        raise DepthdaError(f"unknown ground truth {gt!r} (use {' or '.join(GT_KINDS)})")
+    return gt
+
+
 def required_files(frame: KittiFrame, root: Path, gt: str) -> list[Path]:
-    if gt == "velodyne":
+    if check_gt_kind(gt) == "velodyne":
         calib = frame.calib_dir(root)
         return [frame.velodyne_path(root), calib / "calib_cam_to_cam.txt", calib / "calib_velo_to_cam.txt"]
-    if gt == "annotated":
-        return [frame.annotated_path(root)]
-    raise DepthdaError(f"unknown ground truth {gt!r} (use velodyne or annotated)")
+    return [frame.annotated_path(root)]
 
 
 def check_files(paths_per_frame: list[list[Path]], what: str) -> None:
@@ -234,9 +230,7 @@ def check_files(paths_per_frame: list[list[Path]], what: str) -> None:
 
 def load_ground_truth(frame: KittiFrame, root: str | Path, gt: str = "velodyne") -> np.ndarray:
     root = Path(root)
-    if gt == "velodyne":
+    if check_gt_kind(gt) == "velodyne":
         calib = load_calib(frame.calib_dir(root), frame.camera)
         return project_velodyne(load_velodyne(frame.velodyne_path(root)), calib)
-    if gt == "annotated":
-        return read_annotated_depth(frame.annotated_path(root))
-    raise DepthdaError(f"unknown ground truth {gt!r} (use velodyne or annotated)")
+    return read_annotated_depth(frame.annotated_path(root))

@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 import torch
 
-import depthda
 from depthda.data.augment import resize_crop
 from depthda.data.kitti import read_split
 from depthda.errors import DepthdaError
+from depthda.paths import split_file
 from depthda.utils.images import is_image_file, list_images, read_rgb
 from depthda.video import is_video_file
 
@@ -47,17 +47,11 @@ MAX_ZOOM = 1.2
 # Without a training size, cached video frames keep a shorter side of at most this.
 DEFAULT_CACHE_SHORT_SIDE = 720
 
-EIGEN_TEST_SPLIT = Path(depthda.__file__).resolve().parent.parent / "data" / "splits" / "eigen_test_files.txt"
-# Packaged copy of the 28 drives of data/splits/eigen_test_files.txt, for installs without data/.
-EIGEN_TEST_DRIVES = frozenset(f"{d}_sync" for d in (
-    "2011_09_26_drive_0002", "2011_09_26_drive_0009", "2011_09_26_drive_0013", "2011_09_26_drive_0020",
-    "2011_09_26_drive_0023", "2011_09_26_drive_0027", "2011_09_26_drive_0029", "2011_09_26_drive_0036",
-    "2011_09_26_drive_0046", "2011_09_26_drive_0048", "2011_09_26_drive_0052", "2011_09_26_drive_0056",
-    "2011_09_26_drive_0059", "2011_09_26_drive_0064", "2011_09_26_drive_0084", "2011_09_26_drive_0086",
-    "2011_09_26_drive_0093", "2011_09_26_drive_0096", "2011_09_26_drive_0101", "2011_09_26_drive_0106",
-    "2011_09_26_drive_0117", "2011_09_28_drive_0002", "2011_09_29_drive_0071", "2011_09_30_drive_0016",
-    "2011_09_30_drive_0018", "2011_09_30_drive_0027", "2011_10_03_drive_0027", "2011_10_03_drive_0047",
-))
+
+
+def eigen_test_drives() -> frozenset[str]:
+    """The 28 drives (`2011_09_26_drive_0002_sync`, ...) of the Eigen test split."""
+    return frozenset(f.drive for f in read_split(split_file("eigen")))
 
 _KITTI_PATTERNS = ("*/*_sync/image_02/data", "*_sync/image_02/data", "image_02/data")
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*",
@@ -122,10 +116,7 @@ def excluded_drive_names(exclude_split: str | Path | None = None, exclude_eigen_
     """Drive folder names (`2011_09_26_drive_0002_sync`) whose frames must not be trained on."""
     drives: set[str] = set()
     if exclude_eigen_test:
-        if EIGEN_TEST_SPLIT.is_file():
-            drives |= {f.drive for f in read_split(EIGEN_TEST_SPLIT)}
-        else:
-            drives |= EIGEN_TEST_DRIVES
+        drives |= eigen_test_drives()
     if exclude_split is not None:
         drives |= {f.drive for f in read_split(exclude_split)}
     return drives

@@ -11,6 +11,7 @@ from computing.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -51,6 +52,13 @@ def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
     if not enabled or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _worker_init(_):
@@ -124,7 +132,9 @@ class Trainer:
         loader = DataLoader(
             StreamDataset(dataset), batch_size=cfg.batch_size,
             sampler=StreamSampler(len(dataset), cfg.seed, start * cfg.batch_size, dist.rank, dist.world_size),
-            num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=True,
+            # More loader processes than CPUs only adds contention (and a PyTorch warning); the data
+            # order and augmentation do not depend on the worker count.
+            num_workers=min(cfg.num_workers, usable_cpus()), pin_memory=device.type == "cuda", drop_last=True,
             worker_init_fn=_worker_init, persistent_workers=False,
             # Its own generator: starting an iterator would otherwise draw from the global RNG and
             # shift every later random number of a resumed run.
