@@ -53,11 +53,11 @@ def one_thread():
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A pipeline checkpoint of randomly initialised small stages."""
-    from depthda.pipeline import init_checkpoint
+    from depthda.infer.pipeline import init_checkpoint
     return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=PIPELINE_SIZE)
 
 
 @pytest.fixture(scope="module")
 def pipe(ckpt):
-    from depthda.pipeline import DepthPipeline
+    from depthda.infer.pipeline import DepthPipeline
     return DepthPipeline.from_checkpoint(ckpt, device="cpu")

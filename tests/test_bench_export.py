@@ -9,8 +9,8 @@ import torch
 
 from depthda.cli import run
 from depthda.errors import DepthdaError
-from depthda.export import export_pipeline, sample_input
-from depthda.pipeline import DepthPipeline
+from depthda.infer.export import export_pipeline, sample_input
+from depthda.infer.pipeline import DepthPipeline
 
 # torch.jit is deprecated in favour of torch.export, but TorchScript is the format asked for here.
 pytestmark = [pytest.mark.usefixtures("one_thread"),
@@ -34,7 +34,7 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
 
 
 def test_bench_ablation_lists_each_step(ckpt):
-    from depthda.bench import model_ablation, read_frames
+    from depthda.bench.run import model_ablation, read_frames
     from depthda.paths import sample_video
 
     frames, _ = read_frames(sample_video(), 2)

@@ -12,8 +12,8 @@ import pytest
 from depthda.cli import run
 from depthda.data.kitti import read_split
 from depthda.errors import DepthdaError
-from depthda.evaluate import EvalProtocol, crop_mask, evaluate
-from depthda.kitti_eval import evaluate_kitti
+from depthda.eval.protocol import EvalProtocol, crop_mask, evaluate
+from depthda.eval.kitti import evaluate_kitti
 from kitti_fixtures import OBJECT_DRIVE, TINY_DRIVE, build_object_as_raw, tiny_split_lines, write_split
 
 
@@ -295,7 +295,7 @@ def test_697_frames_from_exported_gt_read_each_file_once(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- baselines
 def test_ground_plane_baseline_formula_and_cli(raw_root, tiny_split, tmp_path):
-    from depthda.baselines import ground_plane_depth
+    from depthda.eval.baselines import ground_plane_depth
     depth = ground_plane_depth((375, 1242))
     assert depth[300, 10] == pytest.approx(1.65 * 721.5377 / (300.5 - 172.854), rel=1e-5)
     assert depth[100, 0] == 20.0  # above the horizon: capped at the constant baseline's depth
@@ -311,7 +311,7 @@ def test_ground_plane_baseline_formula_and_cli(raw_root, tiny_split, tmp_path):
 
 
 def test_checkpoint_runs_the_pipeline_and_matches_saved_predictions(raw_root, tiny_split, tmp_path):
-    from depthda.pipeline import DepthPipeline, init_checkpoint
+    from depthda.infer.pipeline import DepthPipeline, init_checkpoint
     from depthda.utils.images import read_rgb
 
     ckpt = init_checkpoint(tmp_path / "ckpt", size=(64, 192), seed=3)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from depthda.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
+from depthda.eval.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 
 
 def test_metrics_match_hand_computed_values():

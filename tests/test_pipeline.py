@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from depthda.colorize import DepthColorizer, colorize_reference
+from depthda.infer.colorize import DepthColorizer, colorize_reference
 from depthda.errors import DepthdaError
 from depthda.models.weights import load_exported, save_exported
-from depthda.pipeline import DepthPipeline, FrameParallel, init_checkpoint, resize_matrix
+from depthda.infer.pipeline import DepthPipeline, FrameParallel, init_checkpoint, resize_matrix
 from depthda.utils.images import read_rgb
-from depthda.video import run_overlapped
+from depthda.infer.video_io import run_overlapped
 
 from conftest import PIPELINE_SIZE as SIZE
 

@@ -10,8 +10,8 @@ import torch
 
 from depthda.cli import run
 from depthda.data.kitti import read_annotated_depth
-from depthda.pipeline import DepthPipeline
-from depthda.predict import predict
+from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.predict import predict
 from depthda.utils.images import read_rgb
 
 
@@ -242,8 +242,8 @@ def test_shipped_default_model_runs_without_flags(tmp_path, clip):
 @pytest.mark.parametrize("frames", ["drive_0023", "object_000008"])
 def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_data, tmp_path, frames, scaling):
     from depthda.cli import run
-    from depthda.evaluate import EvalProtocol
-    from depthda.kitti_eval import evaluate_kitti
+    from depthda.eval.protocol import EvalProtocol
+    from depthda.eval.kitti import evaluate_kitti
     from depthda.paths import default_checkpoint
 
     if frames == "drive_0023":
@@ -273,7 +273,7 @@ def test_h264_output_when_imageio_ffmpeg_is_present(tmp_path, clip, ckpt):
 
 
 def test_cpu_codec_settings_read_and_write_the_same_frames(tmp_path, clip):
-    from depthda.video import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
+    from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
 
     default = list(VideoReader(clip))
     one_thread = list(VideoReader(clip, **CPU_DECODER))
@@ -293,7 +293,7 @@ def test_cpu_codec_settings_read_and_write_the_same_frames(tmp_path, clip):
 
 def test_model_worker_failure_is_one_error_and_leaves_nothing(tmp_path, clip, ckpt, monkeypatch):
     from depthda.errors import DepthdaError
-    from depthda.predict import predict
+    from depthda.infer.predict import predict
 
     pipe = DepthPipeline.from_checkpoint(ckpt, device="cpu")
     real, calls = pipe.run_prepared, []

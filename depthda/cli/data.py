@@ -22,7 +22,7 @@ def export_gt(
 ) -> None:
     """Write the ground truth of every frame of a split into one compressed file for `eval --gt-file`."""
     from depthda.data.gt_file import export_ground_truth
-    from depthda.kitti_eval import resolve_split
+    from depthda.eval.kitti import resolve_split
 
     frames = resolve_split(split.value, split_file)
     path = export_ground_truth(frames, data_root, gt.value, out)

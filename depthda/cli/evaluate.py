@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from depthda.evaluate import EvalProtocol
+from depthda.eval.protocol import EvalProtocol
 
 eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True,
                        rich_markup_mode=None)
@@ -64,7 +64,7 @@ def kitti(
     plots: Optional[Path] = typer.Option(None, help="Folder for error-by-distance and worst-frame plots."),
 ) -> None:
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
-    from depthda.kitti_eval import evaluate_kitti, write_reports
+    from depthda.eval.kitti import evaluate_kitti, write_reports
 
     protocol = EvalProtocol(crop=crop.value, min_depth=min_depth, max_depth=max_depth, scaling=scaling.value)
     with warnings.catch_warnings(record=True) as caught:

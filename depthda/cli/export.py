@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         input_type: InputType = typer.Option(InputType.uint8, help="uint8: Bx3xHxW 0..255; float: Bx3xHxW 0..1."),
     ) -> None:
         """Export the pipeline; input `image` Bx3xHxW, output `depth` BxHxW metres; checked against PyTorch."""
-        from depthda.export import export_pipeline
+        from depthda.infer.export import export_pipeline
 
         r = export_pipeline(format.value, output, checkpoint=checkpoint, style=style, depth=depth,
                             use_style=not no_style, size=size, input_type=input_type.value)

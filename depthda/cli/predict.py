@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         """Predict depth and write it as colour images or video."""
         import cv2
 
-        from depthda.predict import predict as run_predict
+        from depthda.infer.predict import predict as run_predict
 
         # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         """Stage 1: learn RGB -> depth on synthetic data (U-Net, L1 + WGAN-GP). Works under torchrun."""
         from depthda.train.config import Stage1Config, load_config_file, make_config
         from depthda.train.engine import Trainer
-        from depthda.train.stage1 import DepthTask
+        from depthda.train.depth_task import DepthTask
 
         file_values = load_config_file(config) if config else {}
         cfg = make_config(Stage1Config, file_values, {
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun."""
         from depthda.train.config import Stage2Config, load_config_file, make_config
         from depthda.train.engine import Trainer
-        from depthda.train.stage2 import StyleTask
+        from depthda.train.style_task import StyleTask
 
         file_values = load_config_file(config) if config else {}
         cfg = make_config(Stage2Config, file_values, {
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         _report(cfg, summary)
         rep = getattr(task, "last_report", None)
         if rep is not None:
-            from depthda.style_quality import format_report
+            from depthda.train.style_distance import format_report
             typer.echo(format_report(rep))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from depthda.colorize import DEFAULT_CMAP, colormap_lut
+from depthda.infer.colorize import DEFAULT_CMAP, colormap_lut
 
 _LUT = torch.from_numpy(colormap_lut(DEFAULT_CMAP)).float() / 255
 

@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
 from depthda.errors import DepthdaError
-from depthda.metrics import compute_depth_metrics, mean_metrics
+from depthda.eval.metrics import compute_depth_metrics, mean_metrics
 from depthda.models import build_model, preset_args
 from depthda.models.configs import depth_model_config
 from depthda.models.critic import build_critic, critic_score, gradient_penalty

@@ -2,7 +2,7 @@
 
 For each frame: crop (Garg et al. 2016 by default), keep ground truth inside
 (min_depth, max_depth), optionally scale the prediction by median(gt)/median(pred), clamp the
-prediction into [min_depth, max_depth], then compute the metrics of depthda.metrics over the
+prediction into [min_depth, max_depth], then compute the metrics of depthda.eval.metrics over the
 remaining pixels. Frames are averaged with equal weight.
 """
 
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from depthda.errors import DepthdaError
-from depthda.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
+from depthda.eval.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 
 # Fractions of the image kept by each crop: (top, bottom, left, right).
 CROPS = {

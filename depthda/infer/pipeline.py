@@ -27,11 +27,11 @@ by (f · W_net / W_input) / focal_px. Without f the input camera is assumed to h
 camera's field of view (factor 1).
 
 Speed: the networks are rewritten for inference without changing what they compute (|Δ| ~1e-5
-relative; see depthda.models.optimize: folded batch norm, a faster instance-norm kernel, split
+relative; see depthda.infer.fast.rewrites: folded batch norm, a faster instance-norm kernel, split
 thin convolutions, Winograd residual blocks on single-thread CPU workers, channels_last), and
 normalisation happens inside the module (uint8 goes to the device, a quarter of float's bytes).
 On CPU, FrameParallel runs whole frames on separate cores instead of splitting each layer across
-them, and keeps freed activations in the process (depthda.utils.malloc.retain_freed_memory,
+them, and keeps freed activations in the process (depthda.infer.fast.malloc.retain_freed_memory,
 which the CLI also calls; call it yourself when looping over images in a notebook: 15-30 %
 faster). On CUDA: autocast (bf16 where supported, else fp16) and optional torch.compile (on this
 CPU it bought nothing: 72 vs 75 ms). The numpy path and the tensor path agree up to cv2's
@@ -57,10 +57,10 @@ from torch import nn
 from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
 from depthda.errors import DepthdaError
 from depthda.models.depth_param import DepthParam
-from depthda.models.optimize import optimize_for_inference, warm_up_winograd
+from depthda.infer.fast.rewrites import optimize_for_inference, warm_up_winograd
 from depthda.paths import default_checkpoint
 from depthda.utils.device import pick_device
-from depthda.utils.malloc import retain_freed_memory
+from depthda.infer.fast.malloc import retain_freed_memory
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
@@ -327,7 +327,7 @@ class FrameParallel:
     one here. Whole frames per core need no barrier and, on an idle machine, were as fast as
     the 2-thread forward (bench: model_ablation). Use as a context manager: it sets torch's
     and OpenCV's thread counts for the run and restores them; the allocator setting it also
-    makes (depthda.utils.malloc) is process-wide and stays.
+    makes (depthda.infer.fast.malloc) is process-wide and stays.
     """
 
     def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
@@ -341,7 +341,7 @@ class FrameParallel:
         self._saved = None
 
     def __enter__(self) -> "FrameParallel":
-        retain_freed_memory()  # no page faults on every frame's tensors (depthda/utils/malloc.py)
+        retain_freed_memory()  # no page faults on every frame's tensors (depthda/infer/fast/malloc.py)
         self._saved = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(self.threads)
         # OpenCV's own thread pool (resizes in prepare/finish) would compete with the model workers

@@ -12,13 +12,13 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from depthda.baselines import BASELINES
+from depthda.eval.baselines import BASELINES
 from depthda.data.gt_file import GroundTruthFile
 from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_split,
                                 required_files)
 from depthda.errors import DepthdaError
-from depthda.evaluate import EvalProtocol, EvalResult, check_predictions, evaluate
-from depthda.metrics import METRIC_NAMES
+from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
+from depthda.eval.metrics import METRIC_NAMES
 from depthda import paths
 from depthda.utils.fsio import write_text_atomic
 
@@ -86,7 +86,7 @@ def load_predictions(path: str | Path, count: int) -> np.ndarray:
 
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
                       use_style: bool = True, focal_px: float | None = None) -> Callable[[int], np.ndarray]:
-    from depthda.pipeline import DepthPipeline  # torch models load only when a model is evaluated
+    from depthda.infer.pipeline import DepthPipeline  # torch models load only when a model is evaluated
 
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style)
     return lambda i: pipe(get_image(i), focal_px=focal_px) if focal_px else pipe(get_image(i))
@@ -135,7 +135,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     names = [str(f) for f in frames]
     result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None)
     if plots is not None:
-        from depthda.eval_plots import plot_error_by_distance, plot_worst_frames
+        from depthda.eval.plots import plot_error_by_distance, plot_worst_frames
 
         plots = Path(plots)
         plot_error_by_distance(result, plots / "error_by_distance.png")

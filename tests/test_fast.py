@@ -1,4 +1,4 @@
-"""Inference rewrites (depthda.models.optimize) and the allocator setting (depthda.utils.malloc)."""
+"""Inference rewrites (depthda.infer.fast.rewrites) and the allocator setting (depthda.infer.fast.malloc)."""
 
 import os
 import platform
@@ -11,7 +11,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from depthda.models import build_model, preset_args
-from depthda.models.optimize import (_nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference,
+from depthda.infer.fast.rewrites import (_nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference,
                                      warm_up_winograd)
 from depthda.models.resnet_generator import ResidualBlock
 
@@ -112,7 +112,7 @@ def test_traced_graph_has_no_nnpack_call(generator):
 _FAULTS = """
 import resource, sys, torch
 from depthda.models import build_model, preset_args
-from depthda.utils.malloc import retain_freed_memory
+from depthda.infer.fast.malloc import retain_freed_memory
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
 torch.set_num_threads(1)

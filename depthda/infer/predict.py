@@ -5,7 +5,7 @@ Outputs
                  no suffix;
     folder in  → OUTPUT folder mirroring the input's relative paths, each as .png;
     video in   → OUTPUT video: same frame count, frame rate and size as the input (H.264, see
-                 depthda.video); with --side-by-side every output is input | depth, twice as wide.
+                 depthda.infer.video_io); with --side-by-side every output is input | depth, twice as wide.
 Lossless depth (`depth_format`): "png16" = uint16 PNG, metres × 256 rounded, clipped to 65535
 (KITTI's convention), or "npy" = float32 metres, at the input's resolution, beside the output:
 `<out stem>_depth.png|npy` for an image, `<OUTPUT>_depth/<relative path>` for a folder and
@@ -13,7 +13,7 @@ Lossless depth (`depth_format`): "png16" = uint16 PNG, metres × 256 rounded, cl
 
 Colours: one fixed log-scale range for every image and frame (no per-frame normalisation), by
 default the depth model's own output range (DepthParam min..max, 0.5–80 m for the shipped
-configs), near = bright; see depthda.colorize.
+configs), near = bright; see depthda.infer.colorize.
 
 Nothing is half-written: a video goes to a temporary file renamed when complete; image outputs
 are written to a staging folder and moved into place only after the whole run succeeded, so a
@@ -34,13 +34,13 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from depthda.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
+from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
 from depthda.errors import DepthdaError
-from depthda.pipeline import DepthPipeline, FrameParallel
+from depthda.infer.pipeline import DepthPipeline, FrameParallel
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
 from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
-from depthda.video import (CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file,
+from depthda.infer.video_io import (CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file,
                            run_overlapped)
 
 DEPTH_FORMATS = ("png16", "npy")

@@ -3,7 +3,7 @@
 The graph takes `image`: B×3×H×W at the fixed size given at export (batch size free), either
 uint8 RGB 0..255 (default) or float32 RGB 0..1 (`input_type="float"`), and returns `depth`:
 B×H×W float32 metres at the same size. Inside: normalisation, the resize to the working size (as
-two matrix products equal to cv2's INTER_AREA/INTER_LINEAR, see depthda.pipeline.resize_matrix),
+two matrix products equal to cv2's INTER_AREA/INTER_LINEAR, see depthda.infer.pipeline.resize_matrix),
 border padding to the stride, style generator, depth U-Net, decoding to metres, crop and bilinear
 resize back. Depth assumes the training camera's field of view: for another camera multiply by
 DepthPipeline.focal_scale(focal_px, W) outside the graph.
@@ -83,7 +83,7 @@ def _require_onnx():
 def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | None = None,
                     style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
                     size: tuple[int, int] | str | None = None, input_type: str = "uint8") -> ExportResult:
-    from depthda.pipeline import DepthPipeline
+    from depthda.infer.pipeline import DepthPipeline
 
     if fmt not in FORMATS:
         raise DepthdaError(f"unknown export format {fmt!r} (use onnx or torchscript)")

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from depthda.data.unpaired import random_resize_crop, read_video_frames, to_tensor
-from depthda.style_quality import format_report, style_distance, translation_report
+from depthda.train.style_distance import format_report, style_distance, translation_report
 from depthda.utils.images import read_rgb
 
 SIZE = (128, 416)

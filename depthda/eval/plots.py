@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from depthda.evaluate import EvalResult, crop_mask, resize_prediction  # noqa: E402
+from depthda.eval.protocol import EvalResult, crop_mask, resize_prediction  # noqa: E402
 from depthda.utils.fsio import atomic_path  # noqa: E402
 
 BAND_WIDTH_M = 10.0

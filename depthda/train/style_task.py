@@ -123,7 +123,7 @@ class StyleTask:
 
     @torch.no_grad()
     def validate(self, batches: list) -> dict[str, float]:
-        from depthda.style_quality import translation_report
+        from depthda.train.style_distance import translation_report
         b = batches[0]
         rep = translation_report(b["A"], self.translate(b["A"]).cpu(), b["B"])
         self.last_report = rep

@@ -2,15 +2,15 @@
 
 Both runs see the same frames at the same working resolution in one process, so their ratio
 holds even on a machine shared with other jobs (absolute numbers do not). Both share that
-process's settings, including the allocator's (depthda.utils.malloc, set by the CLI): it speeds
+process's settings, including the allocator's (depthda.infer.fast.malloc, set by the CLI): it speeds
 the naive loop up more than the pipeline, and a plain script would not have it.
 
 naive   frame by frame, as the paper's public inference script works: cv2 decode; resize, pad and
         normalise in numpy; style and depth networks called separately in eager fp32 (NCHW, as
         loaded); metres resized back with cv2; colour by matplotlib's colormap call per frame;
         cv2.VideoWriter 'mp4v'.
-pipeline  depthda.predict's video path: decode+prepare thread (one decoder thread) → networks
-        (depthda.models.optimize's rewrites, Winograd residual blocks on the single-thread
+pipeline  depthda.infer.predict's video path: decode+prepare thread (one decoder thread) → networks
+        (depthda.infer.fast.rewrites's rewrites, Winograd residual blocks on the single-thread
         workers, normalisation in the module; FrameParallel: frames queued one at a time to one
         worker per core) fed from the calling thread → a thread awaiting the results in order → finish+
         colour-LUT thread → H.264 encoding thread (x264 ultrafast, one thread), bounded queues
@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import torch
 
-from depthda.colorize import DepthColorizer, colorize_reference
+from depthda.infer.colorize import DepthColorizer, colorize_reference
 from depthda.errors import DepthdaError
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import write_text_atomic
@@ -75,7 +75,7 @@ def count_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
 
 
 def read_frames(video: Path, frames: int | None) -> tuple[list[np.ndarray], float]:
-    from depthda.video import VideoReader
+    from depthda.infer.video_io import VideoReader
 
     reader = VideoReader(video, max_frames=frames)
     out = list(reader)
@@ -87,7 +87,7 @@ def naive_run(video: Path, n_frames: int, style_dir: Path | None, depth_dir: Pat
     """The frame-by-frame baseline; returns stage seconds and full-resolution depth per frame."""
     from depthda.models.depth_param import DepthParam
     from depthda.models.weights import load_exported
-    from depthda.pipeline import resize_interpolation
+    from depthda.infer.pipeline import resize_interpolation
 
     depth_net, depth_cfg = load_exported(depth_dir, "cpu")
     style_net = load_exported(style_dir, "cpu")[0] if style_dir is not None else None
@@ -143,9 +143,9 @@ def naive_run(video: Path, n_frames: int, style_dir: Path | None, depth_dir: Pat
 def pipeline_run(video: Path, n_frames: int, pipe, out_path: Path, near: float, far: float, cmap: str,
                  batch_size: int | None, workers: int | None = None,
                  threads: int | None = None) -> tuple[dict, list[np.ndarray], int]:
-    from depthda.pipeline import FrameParallel
-    from depthda.predict import video_stages
-    from depthda.video import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter, run_overlapped
+    from depthda.infer.pipeline import FrameParallel
+    from depthda.infer.predict import video_stages
+    from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter, run_overlapped
 
     reader = VideoReader(video, max_frames=n_frames, **CPU_DECODER)
     info = reader.info
@@ -204,8 +204,8 @@ def model_ablation(pipe_plain, pipe_fast, frames: list[np.ndarray], threads_opti
 
     import copy
 
-    from depthda.models.optimize import optimize_for_inference
-    from depthda.pipeline import DepthPipeline, FrameParallel
+    from depthda.infer.fast.rewrites import optimize_for_inference
+    from depthda.infer.pipeline import DepthPipeline, FrameParallel
 
     cores = os.cpu_count() or 1
     parallel = FrameParallel(pipe_fast, workers=min(cores, 2))
@@ -253,14 +253,14 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
     if random_weights:
         if checkpoint is not None:
             raise DepthdaError("give --checkpoint or --random-weights, not both")
-        from depthda.pipeline import init_checkpoint
+        from depthda.infer.pipeline import init_checkpoint
 
         with tempfile.TemporaryDirectory(prefix="depthda-bench-ckpt-") as tmp:
             init_checkpoint(tmp)
             return run_bench(video, frames=frames, checkpoint=tmp, device=device, batch_size=batch_size,
                              workers=workers, threads=threads, json_path=json_path, cmap=cmap, ablation=ablation,
                              rounds=rounds, log=log)
-    from depthda.pipeline import DepthPipeline
+    from depthda.infer.pipeline import DepthPipeline
 
     video = Path(video) if video is not None else sample_video()
     if frames is not None and frames < 1:

@@ -1,0 +1,1 @@
+"""Evaluation: the standard depth metrics under the protocols of published KITTI tables."""
