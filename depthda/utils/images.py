@@ -80,3 +80,9 @@ def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts):
             (images if is_image_file(p) else skipped).append(p)
     return images, skipped
+
+
+def resize_interpolation(width_in: int, width_out: int) -> int:
+    """The one resize rule of training loaders and inference: area averaging to shrink, bilinear
+    to enlarge (cv2 filters)."""
+    return cv2.INTER_AREA if width_out < width_in else cv2.INTER_LINEAR
