@@ -16,6 +16,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.models import build_model
+from depthda.models.validate import check_config, check_finite, check_weights_header, expected_shapes
 from depthda.utils.fsio import atomic_path, write_text_atomic
 
 WEIGHTS_NAME = "model.safetensors"
@@ -65,21 +66,29 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
 
 
 def load_exported(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model described by config.json and load its weights; returns it in eval mode."""
+    """Rebuild the model described by config.json and load its weights; returns it in eval mode.
+
+    The config is checked against bounds and the weights file's header before anything is
+    allocated (depthda.models.validate), and the weights must be finite.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DepthdaError(f"model folder not found: {folder}")
-    config = read_config(folder)
+    config = check_config(read_config(folder), str(folder / CONFIG_NAME))
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise DepthdaError(f"missing weights file: {weights}")
     try:
-        model = build_model(config)
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            expected = expected_shapes(build_model(config))
     except (TypeError, ValueError) as exc:
         raise DepthdaError(f"cannot build the model described in {folder / CONFIG_NAME}: {exc}") from None
+    check_weights_header(weights, expected)
+    model = build_model(config)
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise DepthdaError(f"corrupt weights file {weights}: {exc}") from None
+    check_finite(state, weights)
     load_state_into(model, state, str(weights))
     return model.to(device).eval(), config

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Iterator
+
+from depthda.errors import DepthdaError
 
 
 def _umask() -> int:
@@ -32,19 +37,62 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+# Temporaries are named `.<target name>.depthda-<pid>-<random><suffix>`: hidden, beside their
+# target (a rename never crosses file systems), and traceable to the process that made them, so
+# the next write of the same target removes those whose process is dead (killed runs, power loss).
+_TMP_TAG = "depthda-"
+_TMP_PID = re.compile(re.escape(_TMP_TAG) + r"(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of `path` left by processes that no longer exist; returns what went."""
+    removed = []
+    prefix = f".{path.name}.{_TMP_TAG}"
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            if not entry.name.startswith(prefix):
+                continue
+            match = _TMP_PID.match(entry.name, len(f".{path.name}."))
+            if match is None or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.{_TMP_TAG}{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary file keeps the target's suffix (or `suffix`) so writers that pick a format
-    from the extension (cv2.imwrite, np.save, VideoWriter) behave as for the final name.
+    from the extension (cv2.imwrite, np.save, VideoWriter) behave as for the final name. It is
+    removed on every way out of the block (exceptions and Ctrl-C included).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = None
     try:
         with signals_deferred():  # no Ctrl-C between creating the file and knowing its name
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+            fd, name = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=suffix if suffix is not None else path.suffix,
                                         dir=path.parent)
             tmp = Path(name)
             os.close(fd)
@@ -59,25 +107,48 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def _swap_in_dir(tmp: Path, path: Path) -> None:
+    """Put folder `tmp` at `path` whole, moving any folder there aside first.
+
+    Concurrent writers of the same folder each keep retrying until their rename lands: the last
+    to finish wins, and nobody ever sees a folder that is half one run's and half another's.
+    """
+    if path.exists() and not path.is_dir():
+        raise DepthdaError(f"{path} exists and is not a folder; the output folder cannot replace it")
+    moved_aside = []
+    try:
+        while True:
+            try:
+                os.replace(tmp, path)  # succeeds when nothing (or an empty folder) is at `path`
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            aside = path.with_name(f"{_tmp_prefix(path)}{uuid.uuid4().hex}.old")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:  # another writer moved it aside first: try again
+                continue
+            moved_aside.append(aside)
+    finally:
+        for aside in moved_aside:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary folder beside `path`; it replaces `path` whole, and only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = None
     try:
         with signals_deferred():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), dir=path.parent))
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700 folders
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with signals_deferred():  # the old folder is either still in place or entirely replaced
+            _swap_in_dir(tmp, path)
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
