@@ -178,3 +178,13 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), scope)
     depth = scope["depth_m"]
     assert depth.ndim == 2 and depth.dtype == np.float32 and np.isfinite(depth).all() and (depth > 0).all()
+
+
+def test_file_name_that_is_not_utf8_is_one_line_error(tmp_path):
+    out = os.fsencode(tmp_path) + b"/depth\xff.png"
+    r = subprocess.run([sys.executable, "-m", "depthda", "predict", str(SAMPLE), "-o", out],
+                       capture_output=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.decode("utf-8", "replace").strip().splitlines()
+    assert len(err) == 1 and "is not valid UTF-8" in err[0]
+    assert list(tmp_path.iterdir()) == []

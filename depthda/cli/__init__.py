@@ -71,9 +71,21 @@ def _usage_hint(argv: list[str]) -> None:
     print(f"Usage: {command} [OPTIONS] ...\nTry '{command} --help' for help.\n", file=sys.stderr)
 
 
+def _check_encodable(argv: list[str]) -> None:
+    # Bytes that are not UTF-8 reach Python as surrogate escapes; OpenCV and ffmpeg cannot take
+    # such a file name (cv2.imwrite crashes the process), so refuse it before anything runs.
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise DepthdaError(f"{shown!r} is not valid UTF-8; rename the file or folder") from None
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
     try:
+        _check_encodable(sys.argv[1:] if argv is None else argv)
         code = app(args=argv, prog_name="depthda", standalone_mode=False)
     except DepthdaError as exc:
         print(f"depthda: error: {exc}", file=sys.stderr)
