@@ -5,9 +5,10 @@ import torch
 
 from depthda.errors import DepthdaError
 from depthda.models import build_model, count_parameters, preset_args
-from depthda.models.critic import build_critic, critic_score, gradient_penalty
 from depthda.models.depth_param import DepthParam
+from depthda.models.patchgan import build_critic
 from depthda.models.weights import load_exported, save_exported
+from depthda.train.losses import critic_score, gradient_penalty
 
 
 def unet_config(preset="small"):

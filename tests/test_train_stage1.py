@@ -117,12 +117,12 @@ def test_ddp_two_gloo_processes(synthia, tmp_path):
 
 
 def test_ema_is_the_moving_average_of_the_steps_and_is_exported(synthia, tmp_path):
-    from depthda.train.config import Stage1Config
+    from depthda.train.config import DepthConfig
     from depthda.train.distributed import DistInfo
     from depthda.train.depth_task import DepthTask
 
     decay = 0.6
-    cfg = Stage1Config(data_root=str(synthia), out=str(tmp_path / "unused"), batch_size=2, size=(64, 192),
+    cfg = DepthConfig(data_root=str(synthia), out=str(tmp_path / "unused"), batch_size=2, size=(64, 192),
                        preset="small", critic_steps=1, ema_decay=decay)
     torch.manual_seed(0)
     task = DepthTask(cfg)

@@ -1,17 +1,26 @@
-"""`depthda train-stage1` and `depthda train-stage2`: thin wrappers over depthda.train.
+"""`depthda train-stage1` (the depth task) and `depthda train-stage2` (the style task): thin
+wrappers over depthda.train.
 
+Options named after a config field take their help text and the default they show from that field
+of depthda/train/config.py, and the options both commands take are declared once (`_shared_options`).
 Flags given on the command line override values from --config; values in neither take the
-defaults of depthda.train.config, which reproduce the paper.
+config's defaults, which reproduce the paper.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from depthda.errors import DepthdaError
+from depthda.train.config import DepthConfig, StyleConfig, TrainConfig
+
+PRESETS = ("paper", "small")
 
 
 def _size(value: Optional[str]):
@@ -21,104 +30,143 @@ def _size(value: Optional[str]):
     return parse_size(value)
 
 
-def _common(out, steps, batch_size, size, preset, seed, device, num_workers, checkpoint_every, val_every, no_amp, stop_at=None):
-    if steps is not None and steps <= 0:
-        raise DepthdaError("--steps must be positive")
-    if batch_size is not None and batch_size <= 0:
-        raise DepthdaError("--batch-size must be positive")
-    if preset is not None and preset not in ("paper", "small"):
-        raise DepthdaError(f"unknown --preset {preset!r}; choose paper or small")
-    return {"out": str(out) if out else None, "steps": steps, "batch_size": batch_size, "size": _size(size),
-            "preset": preset, "seed": seed, "device": device, "num_workers": num_workers,
-            "checkpoint_every": checkpoint_every, "val_every": val_every, "amp": False if no_amp else None,
-            "stop_at": stop_at}
+def _text(value) -> str | None:
+    return str(value) if value else None
+
+
+# How an option's value becomes its config field's value, where they differ.
+_TO_CONFIG: dict[str, Callable] = {
+    "out": _text, "data_root": _text, "synthetic": _text, "size": _size,
+    "real": lambda paths: [str(p) for p in paths] if paths else None,
+}
+# On/off flags that switch a config field (on by default) off.
+_SWITCHES_OFF = {"no_amp": "amp", "include_eigen_test": "exclude_eigen_test"}
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _setting(cls: type[TrainConfig], name: str, kind, show_default: bool = True) -> inspect.Parameter:
+    """--<name>: overrides config field `name`; help and shown default come from the field."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    text = f.metadata["help"]
+    # The option itself defaults to None (so a --config file can supply the value), so the field's
+    # default is written into the help the way click shows defaults.
+    if show_default and f.default not in (None, "", dataclasses.MISSING):
+        text += f"  [default: {_shown(f.default)}]"
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+                             default=typer.Option(None, help=text))
+
+
+def _flag(name: str, help: str, *decls: str) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                             default=typer.Option(False, *decls, help=help))
+
+
+def _shared_options(cls: type[TrainConfig], task_options: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """Both commands' options in --help order, with the task's own after --val-every."""
+    return [
+        _setting(cls, "out", Path, show_default=False),
+        _setting(cls, "steps", int),
+        _setting(cls, "batch_size", int),
+        _setting(cls, "size", str),
+        _setting(cls, "preset", str),
+        _setting(cls, "seed", int),
+        _flag("resume", "Continue the run in --out from its checkpoint."),
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                          default=typer.Option(None, help="JSON or TOML file of settings (see depthda/train/config.py).")),
+        _setting(cls, "device", str),
+        _setting(cls, "num_workers", int),
+        _setting(cls, "checkpoint_every", int),
+        _setting(cls, "val_every", int),
+        *task_options,
+        _setting(cls, "stop_at", int),
+        _flag("no_amp", "Disable mixed precision on CUDA.", "--no-amp"),
+        _flag("no_progress", "No progress bar.", "--no-progress"),
+    ]
+
+
+def _command(app: typer.Typer, name: str, doc: str, options: list[inspect.Parameter], train: Callable) -> None:
+    """Register `train(values)` as command `name`, taking `options` (typer reads the signature)."""
+    def command(**values):
+        train(values)
+
+    command.__signature__ = inspect.Signature(options)
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train-stage1")
-    def train_stage1(
-        data_root: Optional[Path] = typer.Option(None, help="SYNTHIA root (RAND-CITYSCAPES or SEQS layout), or `depthda synth` output."),
-        out: Optional[Path] = typer.Option(None, help="Run folder: checkpoint.pt, model.safetensors + config.json, best/, tb/."),
-        steps: Optional[int] = typer.Option(None, help="Generator steps in total (default 10000)."),
-        batch_size: Optional[int] = typer.Option(None, help="Per-process batch size (default 4)."),
-        size: Optional[str] = typer.Option(None, help="Training crop HxW (default 256x1024, the paper's)."),
-        preset: Optional[str] = typer.Option(None, help="paper (pix2pix unet_256) or small (CPU-sized)."),
-        seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
-        resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
-        config: Optional[Path] = typer.Option(None, help="JSON or TOML file of settings (see depthda/train/config.py)."),
-        device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: CUDA when present)."),
-        num_workers: Optional[int] = typer.Option(None, help="Data loader processes per GPU (default 4)."),
-        checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default 500)."),
-        val_every: Optional[int] = typer.Option(None, help="Steps between validations (default 500)."),
-        critic_steps: Optional[int] = typer.Option(None, help="Critic updates per generator step (default 5, WGAN-GP)."),
-        l1_weight: Optional[float] = typer.Option(None, help="λ in λ·L1 + (1−λ)·adversarial (default 0.99, the paper's)."),
-        ema_decay: Optional[float] = typer.Option(None, help="Export a moving average of the weights with this decay, e.g. 0.999 (default 0: off, as the paper)."),
-        stop_at: Optional[int] = typer.Option(None, help="Checkpoint and exit at this step (time-limited jobs); --resume continues."),
-        no_amp: bool = typer.Option(False, "--no-amp", help="Disable mixed precision on CUDA."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-    ):
-        """Stage 1: learn RGB -> depth on synthetic data (U-Net, L1 + WGAN-GP). Works under torchrun."""
-        from depthda.train.config import Stage1Config, load_config_file, make_config
-        from depthda.train.engine import Trainer
-        from depthda.train.depth_task import DepthTask
-
-        file_values = load_config_file(config) if config else {}
-        cfg = make_config(Stage1Config, file_values, {
-            **_common(out, steps, batch_size, size, preset, seed, device, num_workers, checkpoint_every, val_every, no_amp, stop_at),
-            "data_root": str(data_root) if data_root else None, "critic_steps": critic_steps, "l1_weight": l1_weight,
-            "ema_decay": ema_decay})
-        if not cfg.data_root:
-            raise DepthdaError("--data-root is required (a SYNTHIA folder or the output of `depthda synth`)")
-        if out is None and "out" not in file_values:
-            raise DepthdaError("--out is required")
-        summary = Trainer(DepthTask(cfg), cfg, resume=resume, progress=not no_progress).run()
-        _report(cfg, summary)
-
-    @app.command("train-stage2")
-    def train_stage2(
-        real: Optional[list[Path]] = typer.Option(None, help="Real frames: a KITTI raw root, a folder of images or a video; repeatable."),
-        synthetic: Optional[Path] = typer.Option(None, help="Synthetic frames: a SYNTHIA root, `depthda synth` output or an image folder."),
-        out: Optional[Path] = typer.Option(None, help="Run folder."),
-        steps: Optional[int] = typer.Option(None, help="Steps in total (default 10000)."),
-        batch_size: Optional[int] = typer.Option(None, help="Per-process batch size (default 1, CycleGAN's)."),
-        size: Optional[str] = typer.Option(None, help="Training crop HxW (default 256x1024)."),
-        preset: Optional[str] = typer.Option(None, help="paper (CycleGAN resnet_9blocks) or small."),
-        seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
-        resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
-        config: Optional[Path] = typer.Option(None, help="JSON or TOML file of settings."),
-        device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N."),
-        num_workers: Optional[int] = typer.Option(None, help="Data loader processes per GPU (default 4)."),
-        checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default 500)."),
-        val_every: Optional[int] = typer.Option(None, help="Steps between style-distance checks (default 500)."),
-        include_eigen_test: bool = typer.Option(False, "--include-eigen-test", help="Also train on the Eigen test drives (not recommended)."),
-        stop_at: Optional[int] = typer.Option(None, help="Checkpoint and exit at this step (time-limited jobs); --resume continues."),
-        no_amp: bool = typer.Option(False, "--no-amp", help="Disable mixed precision on CUDA."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-    ):
-        """Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun."""
-        from depthda.train.config import Stage2Config, load_config_file, make_config
-        from depthda.train.engine import Trainer
-        from depthda.train.style_task import StyleTask
-
-        file_values = load_config_file(config) if config else {}
-        cfg = make_config(Stage2Config, file_values, {
-            **_common(out, steps, batch_size, size, preset, seed, device, num_workers, checkpoint_every, val_every, no_amp, stop_at),
-            "real": [str(r) for r in real] if real else None, "synthetic": str(synthetic) if synthetic else None,
-            "exclude_eigen_test": False if include_eigen_test else None})
-        if not cfg.real or not cfg.synthetic:
-            raise DepthdaError("--real and --synthetic are both required")
-        if out is None and "out" not in file_values:
-            raise DepthdaError("--out is required")
-        task = StyleTask(cfg)
-        summary = Trainer(task, cfg, resume=resume, progress=not no_progress).run()
-        _report(cfg, summary)
-        rep = getattr(task, "last_report", None)
-        if rep is not None:
-            from depthda.train.style_distance import format_report
-            typer.echo(format_report(rep))
+    _command(app, "train-stage1",
+             "Stage 1: learn RGB -> depth on synthetic data (U-Net, L1 + WGAN-GP). Works under torchrun.",
+             [_setting(DepthConfig, "data_root", Path),
+              *_shared_options(DepthConfig, [_setting(DepthConfig, "critic_steps", int),
+                                             _setting(DepthConfig, "l1_weight", float),
+                                             _setting(DepthConfig, "ema_decay", float)])],
+             _train_depth)
+    _command(app, "train-stage2",
+             "Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun.",
+             [_setting(StyleConfig, "real", list[Path]),
+              _setting(StyleConfig, "synthetic", Path),
+              *_shared_options(StyleConfig, [_flag("include_eigen_test", "Also train on the Eigen test drives (not recommended).",
+                                                   "--include-eigen-test")])],
+             _train_style)
 
 
-def _report(cfg, summary: dict) -> None:
+# ------------------------------------------------------------ the commands
+def _config(cls: type[TrainConfig], values: dict) -> tuple[TrainConfig, dict]:
+    """The run's config: field defaults, then the --config file, then the flags given; and the file's values."""
+    from depthda.train.config import load_config_file, make_config
+
+    file_values = load_config_file(values["config"]) if values["config"] else {}
+    if values["steps"] is not None and values["steps"] <= 0:
+        raise DepthdaError("--steps must be positive")
+    if values["batch_size"] is not None and values["batch_size"] <= 0:
+        raise DepthdaError("--batch-size must be positive")
+    if values["preset"] is not None and values["preset"] not in PRESETS:
+        raise DepthdaError(f"unknown --preset {values['preset']!r}; choose paper or small")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    overrides = {}
+    for name, value in values.items():
+        if name in _SWITCHES_OFF:
+            overrides[_SWITCHES_OFF[name]] = False if value else None
+        elif name in fields:
+            overrides[name] = _TO_CONFIG.get(name, lambda v: v)(value)
+    return make_config(cls, file_values, overrides), file_values
+
+
+def _train_depth(values: dict) -> None:
+    from depthda.train.depth_task import DepthTask
+
+    cfg, file_values = _config(DepthConfig, values)
+    if not cfg.data_root:
+        raise DepthdaError("--data-root is required (a SYNTHIA folder or the output of `depthda synth`)")
+    _train(DepthTask, cfg, file_values, values)
+
+
+def _train_style(values: dict) -> None:
+    from depthda.train.style_task import StyleTask
+
+    cfg, file_values = _config(StyleConfig, values)
+    if not cfg.real or not cfg.synthetic:
+        raise DepthdaError("--real and --synthetic are both required")
+    _train(StyleTask, cfg, file_values, values)
+
+
+def _train(task_class, cfg: TrainConfig, file_values: dict, values: dict) -> None:
+    from depthda.train.engine import Trainer
+
+    if values["out"] is None and "out" not in file_values:
+        raise DepthdaError("--out is required")
+    task = task_class(cfg)
+    summary = Trainer(task, cfg, resume=values["resume"], progress=not values["no_progress"]).run()
+    _report(cfg, summary, task.final_report())
+
+
+def _report(cfg, summary: dict, final_report: str | None) -> None:
     if summary.get("world_size", 1) > 1:
         import os
         if os.environ.get("RANK", "0") != "0":
@@ -130,3 +178,6 @@ def _report(cfg, summary: dict) -> None:
         b = summary["best"]
         typer.echo(f"best validation at step {b['step']}: score {b['score']:.4f}")
     typer.echo(f"exported: {Path(cfg.out) / 'model.safetensors'} + config.json")
+    if final_report is not None:
+        typer.echo(final_report)
+

@@ -1,8 +1,10 @@
-"""PatchGAN discriminator (pix2pix / CycleGAN): a score per overlapping image patch.
+"""PatchGAN discriminator (pix2pix / CycleGAN): a score per overlapping image patch, and the critic presets.
 
 With 3 stride-2 layers and 64 base filters each output sees a 70×70 patch, CycleGAN's published
-discriminator. The same network without normalisation is stage 1's WGAN-GP critic
-(depthda/models/critic.py): the gradient penalty is defined per sample, which batch norm breaks.
+discriminator; the style task's discriminators are these (PATCHGAN_PRESETS). The depth task's
+WGAN-GP critic (Gulrajani et al. 2017) is the same network over RGB ⊕ depth without normalisation
+layers (CRITIC_PRESETS, build_critic): the gradient penalty constrains each sample's gradient
+separately, which batch norm breaks. Its losses are in depthda/train/losses.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ PATCHGAN_PRESETS: dict[str, dict] = {
     "paper": dict(base=64, n_layers=3),
     # CPU-sized: 2 stride-2 layers still see 34×34 patches, plenty at 128×416.
     "small": dict(base=32, n_layers=2),
+}
+
+CRITIC_PRESETS: dict[str, dict] = {
+    "paper": dict(base=64, n_layers=3),
+    # Narrower but as deep as the paper's, so it still judges 70×70 patches.
+    "small": dict(base=16, n_layers=3),
 }
 
 
@@ -42,3 +50,8 @@ class PatchGAN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+def build_critic(base: int = 64, n_layers: int = 3) -> PatchGAN:
+    """The depth task's WGAN-GP critic: scores (RGB ⊕ depth) patches, no normalisation layers."""
+    return PatchGAN(in_channels=4, base=base, n_layers=n_layers, norm="none")

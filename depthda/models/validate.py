@@ -103,19 +103,25 @@ def check_weights_header(weights: Path, expected: dict[str, tuple[int, ...]]) ->
             found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise DepthdaError(f"corrupt weights file {weights}: {exc}") from None
+    problem = shape_mismatch(expected, found)
+    if problem:
+        raise DepthdaError(f"weights in {weights} do not fit the architecture in its config.json: {problem}")
+
+
+def shape_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str | None:
+    """One line on how a weights file's tensors differ from a model's, or None if they fit."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
     shapes = [k for k in expected if k in found and found[k] != expected[k]]
     parts = []
     if shapes:
         k = shapes[0]
-        parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {found[k]} vs config {expected[k]})")
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {found[k]} vs model {expected[k]})")
     if missing:
         parts.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-    if parts:
-        raise DepthdaError(f"weights in {weights} do not fit the architecture in its config.json: " + "; ".join(parts))
+    return "; ".join(parts) or None
 
 
 def check_finite(state: dict[str, torch.Tensor], weights: Path) -> None:

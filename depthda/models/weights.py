@@ -16,7 +16,8 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.models import build_model
-from depthda.models.validate import check_config, check_finite, check_weights_header, expected_shapes
+from depthda.models.validate import (check_config, check_finite, check_weights_header, expected_shapes,
+                                     shape_mismatch)
 from depthda.utils.fsio import atomic_path, write_text_atomic
 
 WEIGHTS_NAME = "model.safetensors"
@@ -48,20 +49,9 @@ def read_config(folder: str | Path) -> dict:
 
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """load_state_dict with one readable line instead of PyTorch's multi-line report."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        raise DepthdaError(f"weights in {source} do not fit the architecture: " + "; ".join(parts))
+    problem = shape_mismatch(expected_shapes(model), {k: tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise DepthdaError(f"weights in {source} do not fit the architecture: {problem}")
     model.load_state_dict(state, strict=True)
 
 

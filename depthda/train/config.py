@@ -1,4 +1,8 @@
-"""Training configuration. Defaults reproduce the paper; each deviation says why."""
+"""Training configuration. Defaults reproduce the paper; each deviation says why.
+
+A field with a `help` text is a command-line option of `depthda train-stage1/2` (the depth and
+style tasks): depthda/cli/train.py builds the flag, its help and the default it shows from the field.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,38 @@ from pathlib import Path
 from depthda.errors import DepthdaError
 
 
+def option(default=dataclasses.MISSING, *, help: str, **kwargs):
+    """A config field that is also a command-line option with this help text."""
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass
 class TrainConfig:
-    out: str = "runs/run"
-    steps: int = 10_000
-    batch_size: int = 4
-    size: tuple[int, int] = (256, 1024)   # the paper trains at 256×1024
-    preset: str = "paper"
-    seed: int = 0
-    device: str | None = None             # auto: CUDA when present
-    num_workers: int = 4
+    out: str = option("runs/run", help="Run folder: checkpoint.pt, model.safetensors + config.json, best/, tb/.")
+    steps: int = option(10_000, help="Steps in total (one generator update each).")
+    batch_size: int = option(4, help="Per-process batch size.")
+    size: tuple[int, int] = option((256, 1024), help="Training crop HxW (the paper trains at 256x1024).")
+    preset: str = option("paper", help="paper (the published networks: pix2pix unet_256 for depth, CycleGAN "
+                                  "resnet_9blocks for style) or small (CPU-sized).")
+    seed: int = option(0, help="Random seed.")
+    device: str | None = option(None, help="cpu, cuda or cuda:N (default: CUDA when present).")
+    num_workers: int = option(4, help="Data loader processes per GPU.")
     amp: bool = True                      # mixed precision on CUDA only; CPU stays fp32
-    checkpoint_every: int = 500
+    checkpoint_every: int = option(500, help="Steps between checkpoints.")
     log_every: int = 20
     image_every: int = 250
-    val_every: int = 500
+    val_every: int = option(500, help="Steps between validations (train-stage2: style-distance checks).")
     val_batches: int = 8
-    stop_at: int | None = None            # checkpoint and exit at this step (time-limited jobs); --resume continues
+    stop_at: int | None = option(None, help="Checkpoint and exit at this step (time-limited jobs); --resume continues.")
 
 
 @dataclass
-class Stage1Config(TrainConfig):
-    data_root: str = ""
+class DepthConfig(TrainConfig):
+    data_root: str = option("", help="SYNTHIA root (RAND-CITYSCAPES or SEQS layout), or `depthda synth` output.")
     max_depth: float = 80.0               # KITTI's evaluation cap; SYNTHIA's far field and sky are capped here
     depth_param: str = "log"              # see depthda/models/depth_param.py for why not the paper's linear depth
-    l1_weight: float = 0.99               # λ in λ·L1 + (1−λ)·adversarial (Atapour-Abarghouei & Breckon 2018)
-    critic_steps: int = 5                 # n_critic (Gulrajani et al. 2017, Algorithm 1)
+    l1_weight: float = option(0.99, help="λ in λ·L1 + (1−λ)·adversarial (Atapour-Abarghouei & Breckon 2018).")
+    critic_steps: int = option(5, help="Critic updates per generator step (n_critic, Gulrajani et al. 2017, Algorithm 1).")
     gp_weight: float = 10.0               # gradient penalty λ (Gulrajani et al. 2017)
     lr_g: float = 2e-4                    # generator Adam lr and betas from pix2pix (Isola et al. 2017)
     betas_g: tuple[float, float] = (0.5, 0.999)
@@ -45,21 +55,23 @@ class Stage1Config(TrainConfig):
     val_fraction: float = 0.05
     # Not in the paper (0 = off). An exponential moving average of the generator's weights, exported
     # instead of the last step's: short CPU runs swing between checkpoints on real frames.
-    ema_decay: float = 0.0
+    ema_decay: float = option(0.0, help="Export a moving average of the weights with this decay, e.g. 0.999 "
+                                   "(0: off, as the paper).")
 
 
 @dataclass
-class Stage2Config(TrainConfig):
-    real: list[str] = field(default_factory=list)
-    synthetic: str = ""
-    batch_size: int = 1                   # CycleGAN trains with batch 1 and instance norm
+class StyleConfig(TrainConfig):
+    real: list[str] = option(help="Real frames: a KITTI raw root, a folder of images or a video; repeatable.",
+                             default_factory=list)
+    synthetic: str = option("", help="Synthetic frames: a SYNTHIA root, `depthda synth` output or an image folder.")
+    batch_size: int = option(1, help="Per-process batch size (CycleGAN trains with batch 1 and instance norm).")
     cycle_weight: float = 10.0            # λ_cycle (Zhu et al. 2017)
     identity_weight: float = 0.5          # λ_identity = 0.5·λ_cycle (CycleGAN's published setting)
     pool_size: int = 50                   # image buffer of 50 (Shrivastava et al. 2017, as CycleGAN)
     lr: float = 2e-4                      # Adam 2e-4, β1 = 0.5 (Zhu et al. 2017)
     betas: tuple[float, float] = (0.5, 0.999)
     decay_start: float = 0.5              # linear decay to 0 over the second half (CycleGAN: 100 + 100 epochs)
-    exclude_eigen_test: bool = True
+    exclude_eigen_test: bool = True       # KITTI's Eigen test drives stay out of the real frames
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -1,9 +1,11 @@
-"""Stage 1: a U-Net learns RGB -> depth on synthetic data with L1 + WGAN-GP (Atapour-Abarghouei & Breckon 2018).
+"""The depth task (the paper's stage 1): a U-Net learns RGB -> depth on synthetic data with L1 +
+WGAN-GP (Atapour-Abarghouei & Breckon 2018).
 
 Per generator step the critic takes `critic_steps` updates on the same batch: the generator's
 output does not change between them, so it is computed once and the critic's steps differ only in
 the gradient penalty's random interpolates. The generator then minimises
-λ·L1 + (1 − λ)·(−critic score) on valid pixels, in the network's log-depth space.
+λ·L1 + (1 − λ)·(−critic score) on valid pixels, in the network's log-depth space (λ = l1_weight).
+The losses are in depthda/train/losses.py.
 """
 
 from __future__ import annotations
@@ -20,20 +22,22 @@ from depthda.errors import DepthdaError
 from depthda.eval.metrics import compute_depth_metrics, mean_metrics
 from depthda.models import build_model, preset_args
 from depthda.models.configs import depth_model_config
-from depthda.models.critic import build_critic, critic_score, gradient_penalty
 from depthda.models.depth_param import DepthParam
-from depthda.train.config import Stage1Config
+from depthda.models.patchgan import CRITIC_PRESETS, build_critic
+from depthda.train.config import DepthConfig
 from depthda.train.distributed import DistInfo, average_gradients, unwrap, wrap_ddp
+from depthda.train.losses import critic_score, gradient_penalty, masked_l1, set_requires_grad
 from depthda.train.visuals import colour_encoded_depth, rgb01, rows_grid
-
-# `small`: narrower but as deep as the paper's, so it still judges 70×70 patches.
-CRITIC_PRESETS = {"paper": dict(base=64, n_layers=3), "small": dict(base=16, n_layers=3)}
+from depthda.utils.device import autocast
 
 
 class DepthTask:
+    """The depth task as engine.Task: networks `generator` (the U-Net, `generator_ddp` its DDP
+    wrapper) and `critic` (never wrapped: see distributed.average_gradients)."""
+
     name = "stage1"
 
-    def __init__(self, cfg: Stage1Config):
+    def __init__(self, cfg: DepthConfig):
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
         if not 0 <= cfg.ema_decay < 1:
             raise DepthdaError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
@@ -56,7 +60,7 @@ class DepthTask:
         self.critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"])).to(device)
         if dist.enabled and device.type == "cuda":  # batch statistics over all GPUs (gloo has no SyncBatchNorm)
             self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
-        self.g = wrap_ddp(self.generator, dist, device)
+        self.generator_ddp = wrap_ddp(self.generator, dist, device)
         # Buffers (batch-norm statistics) are averaged too, so the average is a complete model.
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
                     if cfg.ema_decay > 0 else None)
@@ -75,9 +79,6 @@ class DepthTask:
         return [{k: torch.stack([it[k] for it in items[i:i + self.cfg.batch_size]]) for k in ("rgb", "depth")}
                 for i in range(0, n, self.cfg.batch_size)]
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
     # ------------------------------------------------------------ training
     def train_step(self, batch, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -88,18 +89,18 @@ class DepthTask:
         depth = torch.where(far, depth, depth * (self.focal_px / batch["focal_px"]).view(-1, 1, 1, 1))
         valid = (depth > 0).float()
         target = self.param.encode(depth)
-        self.g.train()
-        with self._autocast():
-            fake = self.g(rgb)
+        self.generator_ddp.train()
+        with autocast(self.device, self.amp_dtype):
+            fake = self.generator_ddp(rgb)
         fake = fake.float()
 
         adv = cfg.l1_weight < 1
         if adv:
             for _ in range(cfg.critic_steps):
-                with self._autocast():
+                with autocast(self.device, self.amp_dtype):
                     w_real = critic_score(self.critic, rgb, target).float().mean()
                     w_fake = critic_score(self.critic, rgb, fake.detach()).float().mean()
-                gp = gradient_penalty(self.critic, rgb, target, fake)  # fp32: second derivatives overflow fp16
+                gp = gradient_penalty(self.critic, rgb, target, fake)
                 loss_c = w_fake - w_real + cfg.gp_weight * gp
                 self.opt_c.zero_grad(set_to_none=True)
                 self.scaler_c.scale(loss_c).backward()
@@ -107,16 +108,14 @@ class DepthTask:
                 self.scaler_c.step(self.opt_c)
                 self.scaler_c.update()
 
-        l1 = ((fake - target).abs() * valid).sum() / valid.sum().clamp_min(1)
+        l1 = masked_l1(fake, target, valid)
         loss_g = cfg.l1_weight * l1
         logs = {"loss/l1": l1.item()}
         if adv:
-            for p in self.critic.parameters():
-                p.requires_grad_(False)
-            with self._autocast():
+            set_requires_grad([self.critic], False)
+            with autocast(self.device, self.amp_dtype):
                 g_adv = -critic_score(self.critic, rgb, fake).float().mean()
-            for p in self.critic.parameters():
-                p.requires_grad_(True)
+            set_requires_grad([self.critic], True)
             loss_g = loss_g + (1 - cfg.l1_weight) * g_adv
             logs.update({"loss/g_adv": g_adv.item(), "loss/critic": loss_c.item(),
                          "wgan/wasserstein": (w_real - w_fake).item(), "wgan/gradient_penalty": gp.item()})
@@ -140,7 +139,7 @@ class DepthTask:
     def predict(self, rgb: torch.Tensor) -> torch.Tensor:
         net = self.inference_generator
         net.eval()
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             out = net(rgb.to(self.device))
         return self.param.decode(out.float())
 
@@ -163,6 +162,9 @@ class DepthTask:
         pred = self.param.encode(self.predict(rgb))
         gt = self.param.encode(batch["depth"][:4].to(self.device))
         return {"images/rgb_gt_pred": rows_grid([rgb01(rgb), colour_encoded_depth(gt), colour_encoded_depth(pred)])}
+
+    def final_report(self) -> None:
+        return None  # the best validation is in the trainer's summary already
 
     # ------------------------------------------------------------ state and export
     def state_dict(self) -> dict:
@@ -190,7 +192,7 @@ class DepthTask:
                 self.ema.module.load_state_dict(state["generator"])
 
     def compat(self) -> dict:
-        return {"stage": "stage1", "preset": self.cfg.preset, "size": list(self.cfg.size),
+        return {"stage": self.name, "preset": self.cfg.preset, "size": list(self.cfg.size),
                 "depth_param": self.param.to_dict()}
 
     def export_model(self) -> nn.Module:

@@ -1,11 +1,11 @@
-"""The training loop both stages share.
+"""The training loop both tasks share.
 
-A stage is a `Task`: it builds its networks and optimisers, takes one optimisation step on a
-batch, validates, and says which generator to export. The Trainer does the rest identically for
-both: torchrun/DDP, reproducible data order, mixed precision, atomic checkpoints with every RNG
-state (so `--resume` continues exactly), the exported `model.safetensors` + `config.json`,
-the best weights by validation, TensorBoard, and a progress bar that separates waiting for data
-from computing.
+The depth and style tasks are each a `Task`: it builds its networks and optimisers, takes one
+optimisation step on a batch, validates, and says which generator to export. The Trainer does the
+rest identically for both: torchrun/DDP, reproducible data order, mixed precision, atomic
+checkpoints with every RNG state (so `--resume` continues exactly), the exported
+`model.safetensors` + `config.json`, the best weights by validation, TensorBoard, and a progress
+bar that separates waiting for data from computing.
 """
 
 from __future__ import annotations
@@ -28,30 +28,74 @@ from depthda.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state
 from depthda.train.config import TrainConfig, config_to_dict
 from depthda.train.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from depthda.train.sampler import StreamDataset, StreamSampler
+from depthda.utils.device import autocast_dtype
 from depthda.utils.fsio import write_text_atomic
 
 
 class Task(Protocol):
+    """What a task gives the Trainer. Batches are the train dataset's items collated and moved to
+    the device; validation runs on the main process only."""
+
     name: str
+    """Label of the progress bar ("stage1", "stage2": the paper's names, as in the CLI commands)."""
 
-    def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None: ...
-    def train_dataset(self) -> Dataset: ...
-    def val_batches(self) -> list | None: ...
-    def train_step(self, batch, step: int) -> dict[str, float]: ...
-    def validate(self, batches: list) -> dict[str, float]: ...
-    def images(self, batch) -> dict[str, torch.Tensor]: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
-    def compat(self) -> dict: ...
-    def export_model(self) -> nn.Module: ...
-    def export_config(self) -> dict: ...
+    def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None:
+        """Create networks, optimisers and scalers on `device`. Called once, after the Trainer has
+        seeded every RNG, so initial weights are a function of the seed; `amp_dtype` is the
+        autocast dtype (None: fp32)."""
+        ...
 
+    def train_dataset(self) -> Dataset:
+        """The training items; the Trainer decides their order (train/sampler.py)."""
+        ...
 
-def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """Mixed precision only on CUDA: bf16 where supported (no loss scaling needed), else fp16."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    def val_batches(self) -> list | None:
+        """Fixed validation batches (the same every time), or None for no validation."""
+        ...
+
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        """One optimisation step; returns TensorBoard scalars by tag (losses, learning rates)."""
+        ...
+
+    def validate(self, batches: list) -> dict[str, float]:
+        """Metrics on the validation batches, logged under val/. "score" is required: lower is
+        better, and the lowest decides which weights are exported to best/."""
+        ...
+
+    def images(self, batch) -> dict[str, torch.Tensor]:
+        """TensorBoard image grids (3×H×W in [0, 1]) by tag, of the first validation batch (the
+        current training batch when there is no validation)."""
+        ...
+
+    def state_dict(self) -> dict:
+        """Everything `load_state_dict` needs to continue exactly: weights, optimisers, scalers,
+        schedules, pools. The Trainer adds the step and the RNG states."""
+        ...
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`'s output; called after `build`."""
+        ...
+
+    def compat(self) -> dict:
+        """The settings a run's checkpoint is only valid for (task, preset, size, ...).
+
+        Stored in every checkpoint. On --resume the Trainer refuses, before changing anything in the
+        run folder, when any of these keys has a different value in the checkpoint (a key the
+        checkpoint lacks counts as different); settings not listed may change between sessions.
+        """
+        ...
+
+    def export_model(self) -> nn.Module:
+        """The network written to model.safetensors (and best/): the one inference uses."""
+        ...
+
+    def export_config(self) -> dict:
+        """config.json for the exported network: its architecture plus what inference needs to know."""
+        ...
+
+    def final_report(self) -> str | None:
+        """Text for the user once training is over (e.g. the last validation in words), or None."""
+        ...
 
 
 def usable_cpus() -> int:
@@ -116,7 +160,7 @@ class Trainer:
         cfg, task = self.cfg, self.task
         state = self._check_run_folder()
         self._seed(dist.rank)
-        task.build(device, dist, amp_dtype_for(device, cfg.amp))
+        task.build(device, dist, autocast_dtype(device, cfg.amp))
         start, best = 0, None
         if state is not None:
             task.load_state_dict(state["task"])

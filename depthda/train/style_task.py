@@ -1,9 +1,10 @@
-"""Stage 2: CycleGAN (Zhu et al. 2017) between real frames (A) and synthetic frames (B).
+"""The style task (the paper's stage 2): CycleGAN (Zhu et al. 2017) between real frames (domain A)
+and synthetic frames (domain B).
 
-G_ab restyles real frames as synthetic ones; it is what inference puts in front of the depth
-network, so it is the exported model. G_ba, both discriminators and the image pools live only in
-the full checkpoint. Least-squares GAN losses, cycle and identity terms, Adam with a linear decay
-over the second half of training, as in CycleGAN's published recipe.
+g_ab restyles real frames as synthetic ones; it is what inference puts in front of the depth
+network, so it is the exported model. g_ba, both discriminators and the image pools live only in
+the full checkpoint. Least-squares GAN losses, cycle and identity terms (depthda/train/losses.py),
+Adam with a linear decay over the second half of training, as in CycleGAN's published recipe.
 """
 
 from __future__ import annotations
@@ -11,33 +12,38 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
 from depthda.models import build_model, preset_args
 from depthda.models.configs import style_model_config
 from depthda.models.image_pool import ImagePool
-from depthda.train.config import Stage2Config
+from depthda.train.config import StyleConfig
 from depthda.train.distributed import DistInfo, unwrap, wrap_ddp
+from depthda.train.losses import cycle_loss, identity_loss, lsgan, lsgan_discriminator, set_requires_grad
 from depthda.train.visuals import rgb01, rows_grid
+from depthda.utils.device import autocast
 
-
-def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
+# Everything the checkpoint holds, by attribute name (each has state_dict/load_state_dict).
+STATE_NAMES = ("g_ab", "g_ba", "d_a", "d_b", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b", "scaler")
 
 
 class StyleTask:
+    """The style task as engine.Task: generators `g_ab` (real -> synthetic) and `g_ba`, discriminators
+    `d_a` (judges real frames) and `d_b` (judges synthetic ones); `<name>_ddp` is what the training
+    step calls, the network's DDP wrapper under torchrun and the network itself otherwise."""
+
     name = "stage2"
 
-    def __init__(self, cfg: Stage2Config):
+    def __init__(self, cfg: StyleConfig):
         from depthda.data.unpaired import UnpairedDataset  # validates both domains before any model is built
         self.cfg = cfg
         self.data = UnpairedDataset(cfg.real, cfg.synthetic, size=tuple(cfg.size), seed=cfg.seed, augment=True,
                                     exclude_eigen_test=cfg.exclude_eigen_test)
         self.val_data = self.data.variant(seed=cfg.seed + 1, augment=False)  # shares the decoded images
-        self._gen_config = {"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", cfg.preset)}
-        build_model(self._gen_config).check_size(*cfg.size)  # fail on a bad size before any work
+        self._generator_config = {"arch": "resnet_generator", "arch_args": preset_args("resnet_generator", cfg.preset)}
+        build_model(self._generator_config).check_size(*cfg.size)  # fail on a bad size before any work
+        self._last_report: dict | None = None
 
     def build(self, device: torch.device, dist: DistInfo, amp_dtype) -> None:
         cfg = self.cfg
@@ -45,9 +51,9 @@ class StyleTask:
         disc = {"arch": "patchgan", "arch_args": preset_args("patchgan", cfg.preset)}
         self.d_a, self.d_b = build_model(disc).to(device), build_model(disc).to(device)
         # Built here, after the trainer seeds, so initial weights are a function of --seed.
-        self.g_ab, self.g_ba = build_model(self._gen_config).to(device), build_model(self._gen_config).to(device)
-        self.G_ab, self.G_ba = wrap_ddp(self.g_ab, dist, device), wrap_ddp(self.g_ba, dist, device)
-        self.D_a, self.D_b = wrap_ddp(self.d_a, dist, device), wrap_ddp(self.d_b, dist, device)
+        self.g_ab, self.g_ba = build_model(self._generator_config).to(device), build_model(self._generator_config).to(device)
+        self.g_ab_ddp, self.g_ba_ddp = wrap_ddp(self.g_ab, dist, device), wrap_ddp(self.g_ba, dist, device)
+        self.d_a_ddp, self.d_b_ddp = wrap_ddp(self.d_a, dist, device), wrap_ddp(self.d_b, dist, device)
         self.opt_g = torch.optim.Adam(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), lr=cfg.lr, betas=tuple(cfg.betas))
         self.opt_d = torch.optim.Adam(itertools.chain(self.d_a.parameters(), self.d_b.parameters()), lr=cfg.lr, betas=tuple(cfg.betas))
         decay_from = int(cfg.steps * cfg.decay_start)
@@ -72,38 +78,33 @@ class StyleTask:
         items = [self.val_data[i] for i in range(n)]
         return [{k: torch.stack([it[k] for it in items]) for k in ("A", "B")}]
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
     def train_step(self, batch, step: int) -> dict[str, float]:
         cfg = self.cfg
         real_a, real_b = batch["A"], batch["B"]
-        for m in (self.G_ab, self.G_ba, self.D_a, self.D_b):
+        for m in (self.g_ab_ddp, self.g_ba_ddp, self.d_a_ddp, self.d_b_ddp):
             m.train()
-        # Generators: fool both discriminators, reconstruct through the cycle, keep B unchanged by G_ab.
-        for p in itertools.chain(self.d_a.parameters(), self.d_b.parameters()):
-            p.requires_grad_(False)
-        with self._autocast():
-            fake_b, fake_a = self.G_ab(real_a), self.G_ba(real_b)
-            rec_a, rec_b = self.G_ba(fake_b), self.G_ab(fake_a)
-            adv = _lsgan(self.D_b(fake_b).float(), True) + _lsgan(self.D_a(fake_a).float(), True)
-            cycle = F.l1_loss(rec_a.float(), real_a) + F.l1_loss(rec_b.float(), real_b)
+        # Generators: fool both discriminators, reconstruct through the cycle, keep B unchanged by g_ab.
+        set_requires_grad([self.d_a, self.d_b], False)
+        with autocast(self.device, self.amp_dtype):
+            fake_b, fake_a = self.g_ab_ddp(real_a), self.g_ba_ddp(real_b)
+            rec_a, rec_b = self.g_ba_ddp(fake_b), self.g_ab_ddp(fake_a)
+            adv = lsgan(self.d_b_ddp(fake_b), True) + lsgan(self.d_a_ddp(fake_a), True)
+            cycle = cycle_loss(rec_a, real_a, rec_b, real_b)
             loss_g = adv + cfg.cycle_weight * cycle
             idt = torch.zeros((), device=self.device)
             if cfg.identity_weight > 0:
-                idt = F.l1_loss(self.G_ab(real_b).float(), real_b) + F.l1_loss(self.G_ba(real_a).float(), real_a)
+                idt = identity_loss(self.g_ab_ddp, self.g_ba_ddp, real_a, real_b)
                 loss_g = loss_g + cfg.cycle_weight * cfg.identity_weight * idt
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
-        for p in itertools.chain(self.d_a.parameters(), self.d_b.parameters()):
-            p.requires_grad_(True)
-        # Discriminators: real vs a pool of earlier fakes; halved as in CycleGAN to slow them down.
+        set_requires_grad([self.d_a, self.d_b], True)
+        # Discriminators: real vs a pool of earlier fakes.
         pooled_b = self.pool_b.query(fake_b.detach().float())
         pooled_a = self.pool_a.query(fake_a.detach().float())
-        with self._autocast():
-            loss_d_b = 0.5 * (_lsgan(self.D_b(real_b).float(), True) + _lsgan(self.D_b(pooled_b).float(), False))
-            loss_d_a = 0.5 * (_lsgan(self.D_a(real_a).float(), True) + _lsgan(self.D_a(pooled_a).float(), False))
+        with autocast(self.device, self.amp_dtype):
+            loss_d_b = lsgan_discriminator(self.d_b_ddp, real_b, pooled_b)
+            loss_d_a = lsgan_discriminator(self.d_a_ddp, real_a, pooled_a)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d_a + loss_d_b).backward()
         self.scaler.step(self.opt_d)
@@ -118,7 +119,7 @@ class StyleTask:
     @torch.no_grad()
     def translate(self, real_a: torch.Tensor) -> torch.Tensor:
         self.g_ab.eval()
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             return self.g_ab(real_a.to(self.device)).float()
 
     @torch.no_grad()
@@ -126,7 +127,7 @@ class StyleTask:
         from depthda.train.style_distance import translation_report
         b = batches[0]
         rep = translation_report(b["A"], self.translate(b["A"]).cpu(), b["B"])
-        self.last_report = rep
+        self._last_report = rep
         return {"untranslated": rep["untranslated"]["total"], "translated": rep["translated"]["total"],
                 "ratio": rep["ratio"], "score": rep["translated"]["total"]}
 
@@ -140,18 +141,22 @@ class StyleTask:
         return {"images/real_to_synthetic_to_real": rows_grid([rgb01(a), rgb01(fb), rgb01(self.g_ba(fb))]),
                 "images/synthetic_to_real_to_synthetic": rows_grid([rgb01(b), rgb01(fa), rgb01(self.g_ab(fa))])}
 
+    def final_report(self) -> str | None:
+        """The style distance to synthetic frames before and after translation, at the last validation."""
+        if self._last_report is None:
+            return None
+        from depthda.train.style_distance import format_report
+        return format_report(self._last_report)
+
     def state_dict(self) -> dict:
-        return {"g_ab": self.g_ab.state_dict(), "g_ba": self.g_ba.state_dict(), "d_a": self.d_a.state_dict(),
-                "d_b": self.d_b.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
-                "pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), "scaler": self.scaler.state_dict()}
+        return {name: getattr(self, name).state_dict() for name in STATE_NAMES}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("g_ab", "g_ba", "d_a", "d_b", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b", "scaler"):
+        for name in STATE_NAMES:
             getattr(self, name).load_state_dict(state[name])
 
     def compat(self) -> dict:
-        return {"stage": "stage2", "preset": self.cfg.preset, "size": list(self.cfg.size)}
+        return {"stage": self.name, "preset": self.cfg.preset, "size": list(self.cfg.size)}
 
     def export_model(self) -> nn.Module:
         return unwrap(self.g_ab)

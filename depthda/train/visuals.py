@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torchvision.utils import make_grid
 
 from depthda.infer.colorize import DEFAULT_CMAP, colormap_lut
 
@@ -20,6 +21,7 @@ def rgb01(x: torch.Tensor) -> torch.Tensor:
 
 
 def rows_grid(columns: list[torch.Tensor], max_rows: int = 4) -> torch.Tensor:
-    """Columns of B×3×H×W images in [0, 1] -> one 3×(rows·H)×(cols·W) grid."""
-    rows = [torch.cat([c[i] for c in columns], dim=2) for i in range(min(max_rows, columns[0].shape[0]))]
-    return torch.cat(rows, dim=1)
+    """Columns of B×3×H×W images in [0, 1] -> one 3×(rows·H)×(cols·W) grid, a sample per row."""
+    rows = min(max_rows, columns[0].shape[0])
+    images = [column[i] for i in range(rows) for column in columns]  # row by row
+    return make_grid(images, nrow=len(columns), padding=0)
