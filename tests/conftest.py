@@ -44,8 +44,8 @@ def torch_threads(n: int):
 
 @pytest.fixture(scope="module")
 def one_thread():
-    # With both cores busy elsewhere, a 2-thread OpenMP forward spins on barriers and ran 80× slower
-    # than a 1-thread one here (10 ms vs 800 ms); the test networks are tiny, one thread is plenty.
+    # With both cores busy elsewhere, a 2-thread OpenMP forward spins on barriers and can run many
+    # times slower than a 1-thread one; the test networks are tiny, one thread is plenty.
     with torch_threads(1):
         yield
 
@@ -53,7 +53,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A pipeline checkpoint of randomly initialised small stages."""
-    from depthda.infer.pipeline import init_checkpoint
+    from depthda.models.random_pipeline import init_checkpoint
     return init_checkpoint(tmp_path_factory.mktemp("ckpt"), size=PIPELINE_SIZE)
 
 

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from depthda.bench.ablation import model_ablation
+from depthda.bench.run import read_frames
 from depthda.cli import run
 from depthda.errors import DepthdaError
 from depthda.infer.export import export_pipeline, sample_input
 from depthda.infer.pipeline import DepthPipeline
+from depthda.paths import sample_video
 
 # torch.jit is deprecated in favour of torch.export, but TorchScript is the format asked for here.
 pytestmark = [pytest.mark.usefixtures("one_thread"),
@@ -34,9 +37,6 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
 
 
 def test_bench_ablation_lists_each_step(ckpt):
-    from depthda.bench.run import model_ablation, read_frames
-    from depthda.paths import sample_video
-
     frames, _ = read_frames(sample_video(), 2)
     plain = DepthPipeline.from_checkpoint(ckpt, device="cpu", optimize=False)
     fast = DepthPipeline.from_checkpoint(ckpt, device="cpu")

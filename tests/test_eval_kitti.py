@@ -311,7 +311,8 @@ def test_ground_plane_baseline_formula_and_cli(raw_root, tiny_split, tmp_path):
 
 
 def test_checkpoint_runs_the_pipeline_and_matches_saved_predictions(raw_root, tiny_split, tmp_path):
-    from depthda.infer.pipeline import DepthPipeline, init_checkpoint
+    from depthda.infer.pipeline import DepthPipeline
+    from depthda.models.random_pipeline import init_checkpoint
     from depthda.utils.images import read_rgb
 
     ckpt = init_checkpoint(tmp_path / "ckpt", size=(64, 192), seed=3)

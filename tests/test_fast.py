@@ -1,4 +1,4 @@
-"""Inference rewrites (depthda.infer.fast.rewrites) and the allocator setting (depthda.infer.fast.malloc)."""
+"""Inference rewrites (depthda.infer.fast: rewrites, winograd) and the allocator setting (fast.malloc)."""
 
 import os
 import platform
@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from depthda.infer.fast import speed_up
+from depthda.infer.fast.winograd import ResidualRunNCHW, WinogradConv, nnpack_ready, warm_up_winograd
 from depthda.models import build_model, preset_args
-from depthda.infer.fast.rewrites import (_nnpack_ready, _ResidualRunNCHW, _WinogradConv, optimize_for_inference,
-                                     warm_up_winograd)
 from depthda.models.resnet_generator import ResidualBlock
 
 from conftest import torch_threads
@@ -36,17 +36,17 @@ def _ops(model, x, threads):
 
 
 def test_residual_blocks_become_one_nchw_run_of_winograd_convs(generator):
-    fast = optimize_for_inference(generator)
-    runs = [m for m in fast.modules() if isinstance(m, _ResidualRunNCHW)]
+    fast = speed_up(generator)
+    runs = [m for m in fast.modules() if isinstance(m, ResidualRunNCHW)]
     assert len(runs) == 1 and len(runs[0].blocks) == 6
     assert all(isinstance(b, ResidualBlock) for b in runs[0].blocks)
-    convs = [m for m in runs[0].modules() if isinstance(m, (torch.nn.Conv2d, _WinogradConv))]
-    assert len(convs) == 12 and all(isinstance(c, _WinogradConv) for c in convs)
+    convs = [m for m in runs[0].modules() if isinstance(m, (torch.nn.Conv2d, WinogradConv))]
+    assert len(convs) == 12 and all(isinstance(c, WinogradConv) for c in convs)
 
 
-@pytest.mark.skipif(not _nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
+@pytest.mark.skipif(not nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
 def test_winograd_on_one_thread_onednn_on_more_same_result(generator):
-    fast = optimize_for_inference(generator)
+    fast = speed_up(generator)
     x = (torch.rand(2, 3, 64, 104) * 2 - 1).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         ref = generator(x)
@@ -61,13 +61,13 @@ def test_winograd_on_one_thread_onednn_on_more_same_result(generator):
     assert (one - two).abs().max() > 0
 
 
-@pytest.mark.skipif(not _nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
+@pytest.mark.skipif(not nnpack_ready(), reason="this PyTorch build or CPU has no NNPACK")
 def test_winograd_conv_equals_conv2d_with_bias_and_padding_and_from_two_threads_at_once():
     torch.manual_seed(1)
     conv = torch.nn.Conv2d(64, 32, 3, padding=1).eval()
     with torch.no_grad():
         conv.bias.uniform_(-2, 2)
-    wino = _WinogradConv(conv)
+    wino = WinogradConv(conv)
     xs = [torch.randn(b, 64, 30, 41) for b in (1, 2, 1, 2)]
     with torch_threads(1):
         warm_up_winograd()
@@ -94,15 +94,15 @@ def test_winograd_conv_equals_conv2d_with_bias_and_padding_and_from_two_threads_
 
 
 def test_winograd_rewrite_skips_convolutions_nnpack_refuses():
-    assert _WinogradConv.applies(torch.nn.Conv2d(8, 8, 3, padding=1))
+    assert WinogradConv.applies(torch.nn.Conv2d(8, 8, 3, padding=1))
     for conv in (torch.nn.Conv2d(8, 8, 3, padding=3), torch.nn.Conv2d(8, 8, 3, stride=2),
                  torch.nn.Conv2d(8, 8, 3, dilation=2), torch.nn.Conv2d(8, 8, 5),
                  torch.nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")):
-        assert not _WinogradConv.applies(conv)
+        assert not WinogradConv.applies(conv)
 
 
 def test_traced_graph_has_no_nnpack_call(generator):
-    fast = optimize_for_inference(generator)
+    fast = speed_up(generator)
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     with torch_threads(1), torch.no_grad():
         graph = str(torch.jit.trace(fast, x, check_trace=False).inlined_graph)
@@ -138,3 +138,20 @@ def test_retained_memory_stops_page_faults_on_every_forward():
     # Activations of a few MB each: glibc unmaps them on free and the next forward faults them in.
     assert faults["default"] > 5000
     assert faults["retain"] < faults["default"] / 10
+
+
+_LOADS = """
+import sys
+from depthda.infer.pipeline import DepthPipeline
+print(sorted(m for m in sys.modules if m.startswith("depthda.infer.fast.")))
+DepthPipeline.from_checkpoint(sys.argv[1], device="cpu")
+from depthda.infer.fast import malloc
+print(malloc._applied)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_pipeline_import_loads_no_nnpack_or_allocator_code_and_a_cpu_load_sets_the_allocator(ckpt):
+    out = subprocess.run([sys.executable, "-c", _LOADS, str(ckpt)], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    assert out == ["['depthda.infer.fast.rewrites']", "True"]

@@ -10,9 +10,10 @@ import torch
 from depthda.infer.colorize import DepthColorizer, colorize_reference
 from depthda.errors import DepthdaError
 from depthda.models.weights import load_exported, save_exported
-from depthda.infer.pipeline import DepthPipeline, FrameParallel, init_checkpoint, resize_matrix
+from depthda.infer.pipeline import DepthPipeline, resize_matrix
+from depthda.infer.scheduling import FrameParallel, run_overlapped
+from depthda.models.random_pipeline import init_checkpoint
 from depthda.utils.images import read_rgb
-from depthda.infer.video_io import run_overlapped
 
 from conftest import PIPELINE_SIZE as SIZE
 
@@ -101,6 +102,21 @@ def test_frame_parallel_equals_single_calls(pipe, frame):
     assert np.abs(together - alone).max() < 1e-5 * alone.max()
     for i, got in zip((0, 1), in_flight):
         assert np.abs(got - alone[i:i + 2]).max() < 1e-5 * alone.max()
+
+
+def test_frame_parallel_runs_only_inside_its_block(pipe, frame):
+    run = FrameParallel(pipe, workers=2, threads_per_worker=1)
+    threads = cv2.getNumThreads(), torch.get_num_threads()
+    run.__exit__(None, None, None)  # never entered: nothing to stop, nothing to restore
+    assert (cv2.getNumThreads(), torch.get_num_threads()) == threads
+    prepared = pipe.prepare(frame)[None]
+    with pytest.raises(RuntimeError, match="with"):
+        run.submit(prepared, *frame.shape[:2])
+    with run:
+        first = run(prepared, *frame.shape[:2])
+    with run:  # reusable once left
+        assert np.array_equal(run(prepared, *frame.shape[:2]), first)
+    assert (cv2.getNumThreads(), torch.get_num_threads()) == threads
 
 
 def test_no_style_differs_from_style(ckpt, pipe, frame):

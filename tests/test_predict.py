@@ -10,8 +10,13 @@ import torch
 
 from depthda.cli import run
 from depthda.data.kitti import read_annotated_depth
+from depthda.errors import DepthdaError
+from depthda.eval.kitti import evaluate_kitti
+from depthda.eval.protocol import EvalProtocol
 from depthda.infer.pipeline import DepthPipeline
-from depthda.infer.predict import predict
+from depthda.infer.predict import predict_path
+from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
+from depthda.paths import default_checkpoint
 from depthda.utils.images import read_rgb
 
 
@@ -142,7 +147,7 @@ def test_single_image_api_equals_cli_and_png16(tmp_path, test_data, ckpt, pipe):
     assert read_rgb(tmp_path / "folder" / "3.png").shape == (352, 1216, 3)
     png = read_annotated_depth(tmp_path / "folder" / "3_depth.png")
     assert np.abs(png - api).max() <= 0.5 / 256 + 1e-5
-    result = predict(img, tmp_path / "b.jpg", pipeline=pipe, focal_px=1000.0, progress=False)
+    result = predict_path(img, tmp_path / "b.jpg", pipeline=pipe, focal_px=1000.0, progress=False)
     assert result.kind == "image" and (tmp_path / "b.jpg").is_file()
 
 
@@ -241,11 +246,6 @@ def test_shipped_default_model_runs_without_flags(tmp_path, clip):
 @pytest.mark.parametrize("scaling", ["median", "none"])
 @pytest.mark.parametrize("frames", ["drive_0023", "object_000008"])
 def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_data, tmp_path, frames, scaling):
-    from depthda.cli import run
-    from depthda.eval.protocol import EvalProtocol
-    from depthda.eval.kitti import evaluate_kitti
-    from depthda.paths import default_checkpoint
-
     if frames == "drive_0023":
         data = dict(data_root=repo_data / "kitti" / "raw", gt="annotated",
                     split_file=repo_data / "splits" / "kitti_tiny_test_files.txt")
@@ -273,8 +273,6 @@ def test_h264_output_when_imageio_ffmpeg_is_present(tmp_path, clip, ckpt):
 
 
 def test_cpu_codec_settings_read_and_write_the_same_frames(tmp_path, clip):
-    from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
-
     default = list(VideoReader(clip))
     one_thread = list(VideoReader(clip, **CPU_DECODER))
     assert len(one_thread) == len(default) and all(np.array_equal(a, b) for a, b in zip(default, one_thread))
@@ -292,9 +290,6 @@ def test_cpu_codec_settings_read_and_write_the_same_frames(tmp_path, clip):
 
 
 def test_model_worker_failure_is_one_error_and_leaves_nothing(tmp_path, clip, ckpt, monkeypatch):
-    from depthda.errors import DepthdaError
-    from depthda.infer.predict import predict
-
     pipe = DepthPipeline.from_checkpoint(ckpt, device="cpu")
     real, calls = pipe.run_prepared, []
 
@@ -308,6 +303,6 @@ def test_model_worker_failure_is_one_error_and_leaves_nothing(tmp_path, clip, ck
     threads = cv2.getNumThreads(), torch.get_num_threads()
     out = tmp_path / "v.mp4"
     with pytest.raises(DepthdaError, match="model failed: RuntimeError: worker broke"):
-        predict(clip, out, pipeline=pipe, progress=False)
+        predict_path(clip, out, pipeline=pipe, progress=False)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert (cv2.getNumThreads(), torch.get_num_threads()) == threads

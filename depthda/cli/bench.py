@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
         no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip the per-optimisation model timings."),
     ) -> None:
         """Measure fps of the overlapped pipeline against a naive loop, in one run on the same frames."""
-        from depthda.bench.run import format_result, run_bench
+        # Imported when the command runs: `depthda --help` does not wait for torch.
+        from depthda.bench.report import format_result
+        from depthda.bench.run import run_bench
 
         result = run_bench(video, frames=frames, checkpoint=checkpoint, device=device, batch_size=batch_size,
                            workers=workers, json_path=json_out, ablation=not no_ablation,

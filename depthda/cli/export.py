@@ -9,14 +9,10 @@ from typing import Optional
 import typer
 
 
-class Format(str, Enum):
-    onnx = "onnx"
-    torchscript = "torchscript"
-
-
-class InputType(str, Enum):
-    uint8 = "uint8"
-    float = "float"
+# The choices of --format and --input-type: depthda.infer.export's FORMATS and INPUT_TYPES, spelled
+# out because importing that module here would load torch for `depthda --help`.
+Format = Enum("Format", {name: name for name in ("onnx", "torchscript")}, type=str)
+InputType = Enum("InputType", {name: name for name in ("uint8", "float")}, type=str)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +28,7 @@ def register(app: typer.Typer) -> None:
         input_type: InputType = typer.Option(InputType.uint8, help="uint8: Bx3xHxW 0..255; float: Bx3xHxW 0..1."),
     ) -> None:
         """Export the pipeline; input `image` Bx3xHxW, output `depth` BxHxW metres; checked against PyTorch."""
+        # Imported when the command runs: `depthda --help` does not wait for torch.
         from depthda.infer.export import export_pipeline
 
         r = export_pipeline(format.value, output, checkpoint=checkpoint, style=style, depth=depth,

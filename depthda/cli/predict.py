@@ -9,9 +9,9 @@ from typing import Optional, Tuple
 import typer
 
 
-class DepthFormat(str, Enum):
-    png16 = "png16"
-    npy = "npy"
+# The choices of --depth-format: depthda.infer.predict.DEPTH_FORMATS, spelled out because importing
+# that module here would load torch for `depthda --help`.
+DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,14 +37,15 @@ def register(app: typer.Typer) -> None:
         compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
     ) -> None:
         """Predict depth and write it as colour images or video."""
+        # Imported when the command runs: `depthda --help` does not wait for torch and OpenCV.
         import cv2
 
-        from depthda.infer.predict import predict as run_predict
+        from depthda.infer.predict import predict_path
 
         # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-        result = run_predict(
+        result = predict_path(
             input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
             batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
             depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,

@@ -2,6 +2,14 @@
 
     from depthda.infer import DepthPipeline
     depth_m = DepthPipeline.from_checkpoint()(rgb_uint8_hxwx3)
+
+    pipeline.py    DepthPipeline: the networks as one module, working size, metric scale
+    fast/          speed tricks that never change results: speed_up(model), prepare_cpu_process()
+    scheduling.py  threaded stages (run_overlapped) and whole frames per CPU core (FrameParallel)
+    predict.py     `depthda predict` as predict_path(): an image, a folder or a video → coloured depth
+    video_io.py    video reading and writing
+    colorize.py    depth in metres → colour, one fixed mapping for every frame
+    export.py      `depthda export`: the whole chain as one ONNX or TorchScript graph
 """
 
 from depthda.infer.pipeline import DepthPipeline

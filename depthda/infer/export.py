@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.infer.pipeline import DepthPipeline
 from depthda.paths import sample_video
 from depthda.utils.fsio import atomic_path
 from depthda.utils.size import parse_size
@@ -71,7 +72,7 @@ def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torc
 
 
 def _require_onnx():
-    try:
+    try:  # imported only for an ONNX export: the 'export' extra is optional
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError as exc:
@@ -83,8 +84,6 @@ def _require_onnx():
 def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | None = None,
                     style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
                     size: tuple[int, int] | str | None = None, input_type: str = "uint8") -> ExportResult:
-    from depthda.infer.pipeline import DepthPipeline
-
     if fmt not in FORMATS:
         raise DepthdaError(f"unknown export format {fmt!r} (use onnx or torchscript)")
     if input_type not in INPUT_TYPES:

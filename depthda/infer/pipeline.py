@@ -26,26 +26,23 @@ lens, so with the input camera's focal f (pixels, at the input's resolution), de
 by (f · W_net / W_input) / focal_px. Without f the input camera is assumed to have the training
 camera's field of view (factor 1).
 
-Speed: the networks are rewritten for inference without changing what they compute (|Δ| ~1e-5
-relative; see depthda.infer.fast.rewrites: folded batch norm, a faster instance-norm kernel, split
-thin convolutions, Winograd residual blocks on single-thread CPU workers, channels_last), and
-normalisation happens inside the module (uint8 goes to the device, a quarter of float's bytes).
-On CPU, FrameParallel runs whole frames on separate cores instead of splitting each layer across
-them, and keeps freed activations in the process (depthda.infer.fast.malloc.retain_freed_memory,
-which the CLI also calls; call it yourself when looping over images in a notebook: 15-30 %
-faster). On CUDA: autocast (bf16 where supported, else fp16) and optional torch.compile (on this
-CPU it bought nothing: 72 vs 75 ms). The numpy path and the tensor path agree up to cv2's
-fixed-point rounding of enlarged uint8 images and cv2-vs-torch bilinear upsampling of the result.
+Speed: with `optimize` (the default) the networks are rewritten for inference without changing
+what they compute (|Δ| ~1e-5 relative; depthda.infer.fast.speed_up: folded batch norm, a faster
+instance-norm kernel, split thin convolutions, Winograd residual blocks on single-thread CPU
+workers, channels_last), and on CPU the process is set up for inference once
+(depthda.infer.fast.prepare_cpu_process: glibc keeps freed activations instead of faulting them
+in again every frame). Normalisation happens inside the module (uint8 goes to the device, a
+quarter of float's bytes). On CPU, depthda.infer.scheduling.FrameParallel runs whole frames on
+separate cores instead of splitting each layer across them. On CUDA: autocast (bf16 where
+supported, else fp16) and optional torch.compile (compile_(), for long runs on a GPU; on CPU it
+has not paid off). The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images and
+cv2-vs-torch bilinear upsampling of the result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -54,28 +51,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthda.data.kitti import KITTI_FOCAL_PX, KITTI_WIDTH_PX
 from depthda.errors import DepthdaError
+from depthda.infer.fast import prepare_cpu_process, speed_up
 from depthda.models.depth_param import DepthParam
-from depthda.infer.fast.rewrites import optimize_for_inference, warm_up_winograd
+from depthda.models.normalize import to_signed_unit
+from depthda.models.weights import load_exported
 from depthda.paths import default_checkpoint
-from depthda.utils.device import pick_device
-from depthda.infer.fast.malloc import retain_freed_memory
+from depthda.utils.device import autocast, autocast_dtype, pick_device
+from depthda.utils.images import resize_interpolation, to_rgb_uint8
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
-_TIMES_LOCK = threading.Lock()
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda":
-        return None  # CPU stays fp32: bf16 convolutions are far slower than fp32 on CPUs without AMX
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def resize_interpolation(width_in: int, width_out: int) -> int:
-    """The cv2 filter the training loaders use: area averaging to shrink, bilinear to enlarge."""
-    return cv2.INTER_AREA if width_out < width_in else cv2.INTER_LINEAR
 
 
 @functools.lru_cache(maxsize=16)
@@ -108,17 +94,17 @@ class DepthPipeline(nn.Module):
         self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
-        # Set to a dict to accumulate seconds spent in "style" and "depth" (the bench's stage times).
-        self.stage_times: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, *, style: str | Path | None = None,
                         depth: str | Path | None = None, device: str | torch.device = "auto",
                         use_style: bool = True, optimize: bool = True, compile: bool = False) -> "DepthPipeline":
-        """Load a pipeline folder (style/ + depth/) or two training-run folders (`style=`, `depth=`)."""
-        from depthda.models.weights import load_exported
+        """Load a pipeline folder (style/ + depth/) or two training-run folders (`style=`, `depth=`).
 
+        `optimize`: rewrite the networks for inference and, on CPU, make the process-wide settings
+        CPU inference wants (see the module docstring); `compile`: torch.compile them.
+        """
         if checkpoint is not None and (style is not None or depth is not None):
             raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
         if checkpoint is None and style is None and depth is None:
@@ -145,14 +131,16 @@ class DepthPipeline(nn.Module):
         if optimize:
             pipe.optimize_()
         pipe = pipe.to(device).eval()
+        if optimize and pipe.device.type == "cpu":
+            prepare_cpu_process()
         if compile:
             pipe.compile_()
         return pipe
 
     def optimize_(self) -> "DepthPipeline":
-        self.depth = optimize_for_inference(self.depth)
+        self.depth = speed_up(self.depth)
         if self.style is not None:
-            self.style = optimize_for_inference(self.style)
+            self.style = speed_up(self.style)
         return self
 
     def compile_(self) -> "DepthPipeline":
@@ -203,30 +191,16 @@ class DepthPipeline(nn.Module):
             x = torch.matmul(x, resize_matrix(w, wn, interp).T.to(x.device))
             if is_uint8:
                 x = torch.floor(x + 0.5)  # cv2 rounds a resized uint8 image half up
-        return x * (1 / 127.5) - 1 if is_uint8 else x * 2 - 1
-
-    def _timed(self, name: str, fn, x):
-        times = self.stage_times
-        if times is None:
-            return fn(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        t = time.perf_counter()
-        y = fn(x)
-        if y.device.type == "cuda":
-            torch.cuda.synchronize(y.device)
-        with _TIMES_LOCK:  # FrameParallel workers time their frames concurrently
-            times[name] = times.get(name, 0.0) + time.perf_counter() - t
-        return y
+        return to_signed_unit(x) if is_uint8 else x * 2 - 1
 
     def networks(self, x: torch.Tensor, hn: int, wn: int) -> torch.Tensor:
         """Padded Bx3xHpxWp (uint8 0..255, or float already in [-1, 1]) → B×hn×wn metres (unscaled)."""
         if x.dtype == torch.uint8:
-            x = x.float() * (1 / 127.5) - 1
+            x = to_signed_unit(x)
         x = x.contiguous(memory_format=torch.channels_last)
         if self.style is not None:
-            x = self._timed("style", self.style, x)
-        out = self._timed("depth", self.depth, x)
+            x = self.style(x)
+        out = self.depth(x)
         return self.depth_param.decode(out[:, 0, :hn, :wn])
 
     def forward_working(self, x: torch.Tensor) -> torch.Tensor:
@@ -276,7 +250,7 @@ class DepthPipeline(nn.Module):
         batch = prepared if isinstance(prepared, np.ndarray) else np.stack(prepared)
         # A B×H×W×3 array seen as Bx3xHxW is already channels_last: no copy before the device transfer.
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, non_blocking=True)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, autocast_dtype(self.device)):
             depth = self.networks(x, hn, wn)
         return depth.float().cpu().numpy()
 
@@ -284,7 +258,7 @@ class DepthPipeline(nn.Module):
         """Working-size depth (h×w or B×h×w) → metres at height×width, focal-scaled.
 
         cv2's bilinear resize is the same half-pixel-centre interpolation as F.interpolate(...,
-        align_corners=False) and ~20× faster on CPU; the two agree to ~1e-5 relative.
+        align_corners=False) and faster on CPU; the two agree to ~1e-5 relative.
         """
         scale = self.focal_scale(focal_px, width)
         one = working.ndim == 2
@@ -296,15 +270,9 @@ class DepthPipeline(nn.Module):
             out *= np.float32(scale)
         return out[0] if one else out
 
-    def _autocast(self):
-        dtype = _autocast_dtype(self.device)
-        return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
     @staticmethod
     def as_rgb_list(images) -> list[np.ndarray]:
         """Arrays as H×W×3 uint8 RGB (grey, RGBA, 16-bit and float 0..1 arrays are converted)."""
-        from depthda.utils.images import to_rgb_uint8
-
         return [im if im.ndim == 3 and im.shape[-1] == 3 and im.dtype == np.uint8 else to_rgb_uint8(im, bgr=False)
                 for im in images]
 
@@ -317,102 +285,3 @@ class DepthPipeline(nn.Module):
         working = self.run_prepared([self.prepare(f) for f in frames], h, w)
         return self.finish(working, h, w, focal_px)
 
-
-class FrameParallel:
-    """CPU model stage that runs the frames of a batch on separate threads, one core each.
-
-    Splitting each convolution across cores (PyTorch's default) makes every layer end in a
-    barrier; when another process or another pipeline stage holds a core, OpenMP's spinning
-    threads wait for the descheduled one and a 2-thread forward ran 4× slower than a 1-thread
-    one here. Whole frames per core need no barrier and, on an idle machine, were as fast as
-    the 2-thread forward (bench: model_ablation). Use as a context manager: it sets torch's
-    and OpenCV's thread counts for the run and restores them; the allocator setting it also
-    makes (depthda.infer.fast.malloc) is process-wide and stays.
-    """
-
-    def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
-        import os
-
-        cores = os.cpu_count() or 1
-        self.pipe = pipe
-        self.workers = workers or min(cores, 2)
-        self.threads = threads_per_worker or max(1, cores // self.workers)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="depthda-model") if self.workers > 1 else None
-        self._saved = None
-
-    def __enter__(self) -> "FrameParallel":
-        retain_freed_memory()  # no page faults on every frame's tensors (depthda/infer/fast/malloc.py)
-        self._saved = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(self.threads)
-        # OpenCV's own thread pool (resizes in prepare/finish) would compete with the model workers
-        # for the same cores: one thread each for the run (bench: ~10 % more frames/s).
-        cv2.setNumThreads(1)
-        if self.pipe.device.type == "cpu":
-            warm_up_winograd()
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        try:
-            if self._pool is not None:
-                # After a failure the frames still queued are of no use: drop them.
-                self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
-        finally:
-            if self._saved is not None:
-                torch.set_num_threads(self._saved[0])
-                cv2.setNumThreads(self._saved[1])
-
-    def __call__(self, prepared: np.ndarray, height: int, width: int) -> np.ndarray:
-        return self.submit(prepared, height, width).result()
-
-    def submit(self, prepared: np.ndarray, height: int, width: int) -> "PendingDepth":
-        """Queue every frame on its own and return at once; `.result()` waits for the batch.
-
-        A video run keeps several batches in flight, so a worker that finishes early takes the
-        next frame instead of waiting for its partner at a per-batch barrier (a core lent to
-        decoding or encoding then costs one frame's delay, not the whole model stage's pace).
-        """
-        if self._pool is None:
-            done = Future()
-            done.set_result(self.pipe.run_prepared(prepared, height, width))
-            return PendingDepth([done])
-        frames = np.asarray(prepared)
-        return PendingDepth([self._pool.submit(self.pipe.run_prepared, frames[i:i + 1], height, width)
-                             for i in range(len(frames))])
-
-
-class PendingDepth:
-    """Working-size depth of a batch whose frames are still being computed."""
-
-    def __init__(self, parts):
-        self._parts = parts
-
-    def result(self) -> np.ndarray:
-        try:
-            parts = [p.result() for p in self._parts]
-        except DepthdaError:
-            raise
-        except Exception as exc:  # raised on a model worker: name the stage it came from
-            raise DepthdaError(f"model failed: {type(exc).__name__}: {exc}") from exc
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def init_checkpoint(folder: str | Path, depth_preset: str = "small", style_preset: str = "small",
-                    size: tuple[int, int] = (128, 416), seed: int = 0) -> Path:
-    """Write a pipeline checkpoint of randomly initialised networks (style/ and depth/).
-
-    Everything that loads a checkpoint works before trained weights exist; the depth config gets a
-    KITTI-like focal length (KITTI's 721.5377 px at 1242 px, scaled to the training width).
-    """
-    from depthda.models import build_model
-    from depthda.models.configs import depth_model_config, style_model_config
-    from depthda.models.weights import save_exported
-
-    folder = Path(folder)
-    torch.manual_seed(seed)
-    # KITTI's camera: random stages then behave like a model trained for KITTI-like footage.
-    focal = KITTI_FOCAL_PX * size[1] / KITTI_WIDTH_PX
-    depth_config = depth_model_config(depth_preset, size=size, focal_px=focal, random_init=True, seed=seed)
-    style_config = style_model_config(style_preset, size=size, random_init=True, seed=seed)
-    save_exported(folder / "depth", build_model(depth_config).eval(), depth_config)
-    save_exported(folder / "style", build_model(style_config).eval(), style_config)
-    return folder

@@ -1,4 +1,4 @@
-"""`depthda predict` as a function: an image, a folder of images or a video → coloured depth.
+"""`depthda predict` as a function, `predict_path`: an image, a folder of images or a video → coloured depth.
 
 Outputs
     image in   → OUTPUT image file (format from its suffix), or OUTPUT/<stem>.png if OUTPUT has
@@ -33,15 +33,17 @@ from typing import Callable, Iterator
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
+from depthda.data.kitti import read_calib_file
 from depthda.errors import DepthdaError
-from depthda.infer.pipeline import DepthPipeline, FrameParallel
+from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
+from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.scheduling import FrameParallel, run_overlapped
+from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
 from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
-from depthda.infer.video_io import (CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file,
-                           run_overlapped)
 
 DEPTH_FORMATS = ("png16", "npy")
 
@@ -106,8 +108,6 @@ def staged(root: Path) -> Iterator[Path]:
 
 def focal_from_calib(path: str | Path, camera: int = 2) -> float:
     """P_rect_0c[0, 0] of a KITTI calib_cam_to_cam.txt (camera 2 = left colour)."""
-    from depthda.data.kitti import read_calib_file
-
     calib = read_calib_file(path)
     key = f"P_rect_{camera:02d}"
     if key not in calib or calib[key].size != 12:
@@ -146,8 +146,6 @@ def _check_output(kind: str, inp: Path, out: Path) -> None:
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     # disable=None: only on a terminal, so logs and captured stderr hold just the result or the error.
     return tqdm(total=total, desc=desc, unit="frame", disable=None if enabled else True, leave=False,
                 dynamic_ncols=True)
@@ -155,7 +153,7 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
 # ---------------------------------------------------------------------------- the runs
 
-def predict(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
+def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
             style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
             device: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
@@ -287,9 +285,15 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, p
                          stage_seconds=busy)
 
 
-def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int, sbs: bool, focal_px: float | None,
-                 write_frame: Callable[[np.ndarray], None], write_depth_frame: Callable[[int, np.ndarray], None] | None):
-    """(source, model, workers) of a video run for run_overlapped; shared with the bench."""
+def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *, pipeline: DepthPipeline, run,
+              colorizer: DepthColorizer, batch_size: int, sbs: bool = False, focal_px: float | None = None,
+              on_depth: Callable[[int, np.ndarray], None] | None = None) -> dict[str, float]:
+    """Coloured depth for every frame of `reader` (input | depth with `sbs`), handed to `write_frame` in order.
+
+    Decoding and resizing, the networks (`run`: a FrameParallel or pipeline.run_prepared), colour
+    mapping and writing run overlapped on their own threads (run_overlapped); `on_depth(i, metres)`
+    sees frame i's depth at the input's resolution. Returns the seconds each stage was busy.
+    """
     info = reader.info
     h, w = info.height, info.width
 
@@ -325,8 +329,8 @@ def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int,
         frames, working = item
         outs = []
         for rgb, depth in zip(frames, pipeline.finish(working, h, w, focal_px)):
-            if write_depth_frame is not None:
-                write_depth_frame(index, depth)
+            if on_depth is not None:
+                on_depth(index, depth)
             index += 1
             c = colorizer(depth)
             outs.append(side_by_side(rgb, c) if sbs else c)
@@ -337,7 +341,7 @@ def video_stages(reader: VideoReader, pipeline, run, colorizer, batch_size: int,
             write_frame(o)
 
     waits = [("model_wait", model_wait)] if submit else []
-    return source(), model, [*waits, ("colorize", colour), ("encode", encode)]
+    return run_overlapped(source(), model, [*waits, ("colorize", colour), ("encode", encode)])
 
 
 def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,
@@ -360,10 +364,9 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
             bar.update(1)
 
         write_depth_frame = (lambda i, d: write_depth(tmp_depth / f"{i:06d}{ext}", d, depth_format)) if tmp_depth else None
-        source, model, workers = video_stages(reader, pipeline, run, colorizer, batch_size, sbs, focal_px,
-                                              write_frame, write_depth_frame)
         try:
-            busy = run_overlapped(source, model, workers)
+            busy = run_video(reader, write_frame, pipeline=pipeline, run=run, colorizer=colorizer,
+                             batch_size=batch_size, sbs=sbs, focal_px=focal_px, on_depth=write_depth_frame)
         finally:
             bar.close()
         writer.close()  # finished and checked before the output replaces anything

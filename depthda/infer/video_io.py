@@ -1,28 +1,20 @@
-"""Video in and out, and the overlapped runner that keeps every core busy on a video.
+"""Video in and out.
 
 Reading: OpenCV (FFmpeg backend), frames as H×W×3 uint8 RGB.
 Writing: H.264 (yuv420p, the format every common player opens) through the ffmpeg binary bundled
 with the `imageio-ffmpeg` package, raw frames piped to it; VP9 for .webm. Without that package,
 cv2.VideoWriter's MPEG-4 part 2 ('mp4v'), which fewer players open. yuv420p needs even sides, so
 an odd width or height is padded by one replicated row/column.
-
-`run_overlapped` runs a source thread (decode), the caller's model function on the calling
-thread, and a chain of worker threads (colour-mapping, encoding), linked by bounded queues so
-memory stays flat and the slowest stage sets the pace. An exception in any stage stops all of
-them and reaches the caller as a DepthdaError; every thread is joined before it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import subprocess
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -31,8 +23,8 @@ from depthda.errors import DepthdaError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # When the CPU also runs the networks every core a codec takes is one the model loses, so CPU runs
-# decode and encode on one thread each with x264's ultrafast preset: 3.4 instead of 12 ms of CPU
-# per 960×540 depth frame (veryfast), for files about twice as large (`depthda bench`).
+# decode and encode on one thread each with x264's ultrafast preset: a fraction of veryfast's
+# encoding CPU per frame, for larger files (`depthda bench` shows the encode stage's time).
 CPU_DECODER = {"threads": 1}
 CPU_ENCODER = {"preset": "ultrafast", "threads": 1}
 # Containers with a frame index: a decode that stops short of the indexed count means a damaged file.
@@ -118,7 +110,7 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 def _ffmpeg_exe() -> str | None:
-    try:
+    try:  # imported here: imageio-ffmpeg is optional (without it, cv2's writer)
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
@@ -159,7 +151,7 @@ class VideoWriter:
                 codec = ["-c:v", "libvpx-vp9", "-crf", str(crf + 12), "-b:v", "0", "-deadline", "realtime",
                          "-cpu-used", "8"]
             else:
-                # veryfast: ~3× less encoding CPU than the default preset for a slightly larger file.
+                # veryfast: much less encoding CPU than the default preset for a slightly larger file.
                 codec = ["-c:v", "libx264", "-crf", str(crf), "-preset", preset]
             if threads:
                 codec += ["-threads", str(int(threads))]
@@ -251,119 +243,3 @@ class VideoWriter:
         else:
             self.abort()
 
-
-# ---------------------------------------------------------------------------- overlapped runner
-
-_END = object()
-
-
-class _Run:
-    def __init__(self):
-        self.stop = threading.Event()
-        self.error: tuple[str, BaseException] | None = None
-        self.busy: dict[str, float] = {}
-        self.lock = threading.Lock()
-
-    def fail(self, stage: str, exc: BaseException) -> None:
-        with self.lock:
-            if self.error is None:
-                self.error = (stage, exc)
-        self.stop.set()
-
-    def put(self, q: queue.Queue, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def get(self, q: queue.Queue):
-        while not self.stop.is_set():
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        return _END
-
-    def timed(self, stage: str, fn, *args):
-        t = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.busy[stage] = self.busy.get(stage, 0.0) + time.perf_counter() - t
-
-
-def run_overlapped(source: Iterable, model: Callable, workers: Sequence[tuple[str, Callable]],
-                   *, source_name: str = "decode", model_name: str = "model", queue_size: int = 4) -> dict[str, float]:
-    """Run `source` → `model` → workers[0] → workers[1] ... with one thread per stage.
-
-    `source` is iterated on its own thread, `model` runs on the calling thread (CUDA and most
-    inference libraries prefer one owner thread), each worker on its own thread; a worker's
-    return value feeds the next worker. Returns the seconds each stage spent working.
-    """
-    run = _Run()
-    q_src = queue.Queue(maxsize=queue_size)                               # source → model
-    q_in = [queue.Queue(maxsize=queue_size) for _ in workers]             # → worker k
-
-    def source_loop():
-        it = iter(source)
-        try:
-            while not run.stop.is_set():
-                try:
-                    item = run.timed(source_name, next, it)
-                except StopIteration:
-                    run.put(q_src, _END)
-                    break
-                if not run.put(q_src, item):
-                    break
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            run.fail(source_name, exc)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-
-    def worker_loop(k: int, name: str, fn: Callable):
-        out_q = q_in[k + 1] if k + 1 < len(workers) else None
-        try:
-            while True:
-                item = run.get(q_in[k])
-                if item is _END:
-                    break
-                out = run.timed(name, fn, item)
-                if out_q is not None and not run.put(out_q, out):
-                    return
-            if out_q is not None:
-                run.put(out_q, _END)
-        except BaseException as exc:  # noqa: BLE001
-            run.fail(name, exc)
-
-    threads = [threading.Thread(target=source_loop, name=f"depthda-{source_name}", daemon=True)]
-    threads += [threading.Thread(target=worker_loop, args=(k, name, fn), name=f"depthda-{name}", daemon=True)
-                for k, (name, fn) in enumerate(workers)]
-    for t in threads:
-        t.start()
-    try:
-        while True:
-            item = run.get(q_src)
-            if item is _END:
-                break
-            out = run.timed(model_name, model, item)
-            if workers and not run.put(q_in[0], out):
-                break
-        if workers:
-            run.put(q_in[0], _END)
-    except BaseException as exc:  # noqa: BLE001
-        run.fail(model_name, exc)
-    finally:
-        # On success the stages drain and end by themselves; on failure `stop` is already set.
-        for t in threads:
-            t.join()
-    if run.error is not None:
-        stage, exc = run.error
-        if isinstance(exc, (KeyboardInterrupt, DepthdaError)):
-            raise exc
-        raise DepthdaError(f"{stage} failed: {type(exc).__name__}: {exc}") from exc
-    return run.busy

@@ -2,11 +2,14 @@
 
 glibc hands blocks above its mmap threshold straight back to the kernel when they are freed, and
 trims the top of its heaps whenever more than the trim threshold is free. A network's activations
-are a few MB each and are freed every layer, so every frame faulted its pages in again: 4,500 -
-19,000 page faults per frame here, 15-30 % of the networks' CPU time (bench: 36.5 → 31.1 ms/frame
-for the pipeline's model stage, 54-63 → 44 ms for the eager models). Raising both thresholds
-keeps those blocks in malloc's heaps for reuse; the cost is up to the trim threshold of
-idle memory held per heap.
+are a few MB each and are freed every layer, so every frame faulted its pages in again: thousands
+of page faults per frame (tests/test_fast.py counts them), a large share of the networks' CPU
+time. Raising both thresholds keeps those blocks in malloc's heaps for reuse; the cost is up to the
+trim threshold of idle memory held per heap, so only inference sets it
+(depthda.infer.fast.prepare_cpu_process), not every command.
+
+mallopt through ctypes rather than jemalloc/tcmalloc: those need LD_PRELOAD before the interpreter
+starts, which a pip-installed CLI cannot arrange.
 """
 
 from __future__ import annotations
