@@ -90,10 +90,18 @@ def test_video_keeps_frames_rate_and_size_and_writes_depth(tmp_path, clip, ckpt,
     assert len(frames) == 8 and fps == 25 and frames[0].shape == (270, 480, 3)
     depth_files = sorted((tmp_path / "depth_depth").iterdir())
     assert [p.name for p in depth_files] == [f"{i:06d}.npy" for i in range(8)]
-    # The CLI's lossless depth is the API's output on the same decoded frames.
+    # The CLI's lossless depth is the API's output on the same decoded frames: the temporal filter
+    # by default, every frame on its own with --no-smooth.
     decoded, _ = read_video(clip)
-    for i in (0, 7):
-        np.testing.assert_allclose(np.load(depth_files[i]), pipe(decoded[i]), rtol=1e-5, atol=1e-5)
+    smoothed = list(pipe.predict_sequence(decoded))
+    for i in range(8):
+        np.testing.assert_allclose(np.load(depth_files[i]), smoothed[i], rtol=1e-5, atol=1e-5)
+    assert cli(clip, "-o", tmp_path / "raw.mp4", "--checkpoint", ckpt, "--depth-format", "npy", "--no-smooth") == 0
+    raw = [np.load(p) for p in sorted((tmp_path / "raw_depth").iterdir())]
+    for i in range(8):
+        np.testing.assert_array_equal(raw[i], pipe(decoded[i]))  # bit for bit: the filter is off
+    assert np.array_equal(raw[0], np.load(depth_files[0]))          # nothing to filter against yet
+    assert not np.array_equal(raw[7], np.load(depth_files[7]))      # the filter changed later frames
 
 
 def test_side_by_side_doubles_width_and_png16_round_trip(tmp_path, clip, ckpt, pipe):
@@ -108,7 +116,7 @@ def test_side_by_side_doubles_width_and_png16_round_trip(tmp_path, clip, ckpt, p
     png = tmp_path / "sbs_depth" / "000002.png"
     raw = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16 and raw.shape == (270, 480)
-    expected = pipe(decoded[2])
+    expected = list(pipe.predict_sequence(decoded[:3]))[2]
     assert np.abs(read_annotated_depth(png) - expected).max() <= 0.5 / 256 + 1e-4
 
 

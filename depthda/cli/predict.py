@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         calib: Optional[Path] = typer.Option(None, help="KITTI calib_cam_to_cam.txt: focal from P_rect_02."),
         frames: Optional[int] = typer.Option(None, help="Video: only the first N frames."),
         compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
+        no_smooth: bool = typer.Option(False, "--no-smooth", help="Video: every frame's own depth, without the motion-compensated temporal filter."),
     ) -> None:
         """Predict depth and write it as colour images or video."""
         # Imported when the command runs: `depthda --help` does not wait for torch and OpenCV.
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
             input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
             batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
             depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
-            compile=compile, max_frames=frames)
+            compile=compile, max_frames=frames, smooth=not no_smooth)
         if result.kind == "folder":
             typer.echo(f"skipped {result.skipped} non-image file{'' if result.skipped == 1 else 's'}")
         what = "frame" if result.kind == "video" else "image"

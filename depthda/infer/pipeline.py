@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -53,6 +54,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.infer.fast import prepare_cpu_process, speed_up
+from depthda.infer.temporal import TemporalFilter
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import to_signed_unit
 from depthda.models.weights import load_exported
@@ -284,4 +286,23 @@ class DepthPipeline(nn.Module):
         h, w = frames[0].shape[:2]
         working = self.run_prepared([self.prepare(f) for f in frames], h, w)
         return self.finish(working, h, w, focal_px)
+
+    def predict_sequence(self, frames: Iterable[np.ndarray], focal_px: float | None = None,
+                         smooth: bool = True) -> Iterator[np.ndarray]:
+        """Depth (H×W float32 metres) for the frames of one video, in order, one at a time.
+
+        With `smooth`, each frame's depth goes through the motion-compensated temporal filter of
+        depthda.infer.temporal, exactly as `depthda predict` does for videos; without, every frame
+        is predicted on its own.
+        """
+        temporal = TemporalFilter() if smooth else None
+        for frame in frames:
+            frame = self.as_rgb_list([frame])[0]
+            h, w = frame.shape[:2]
+            hn, wn, _, _ = self.working_size(h, w)
+            prepared = self.prepare(frame)
+            working = self.run_prepared(prepared[None], h, w)[0]
+            if temporal is not None:
+                working = temporal(prepared[:hn, :wn], working)
+            yield self.finish(working, h, w, focal_px)
 

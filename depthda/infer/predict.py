@@ -40,6 +40,7 @@ from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.scheduling import FrameParallel, run_overlapped
+from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
@@ -158,8 +159,13 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
             device: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
             depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
-            compile: bool = False, max_frames: int | None = None, progress: bool = True) -> PredictResult:
-    """Predict depth for an image, a folder of images or a video; see the module docstring."""
+            compile: bool = False, max_frames: int | None = None, progress: bool = True,
+            smooth: bool = True) -> PredictResult:
+    """Predict depth for an image, a folder of images or a video; see the module docstring.
+
+    `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
+    False gives every frame's own depth, as for images.
+    """
     inp, out = Path(input), Path(output)
     kind = input_kind(inp)
     _check_output(kind, inp, out)
@@ -203,7 +209,7 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
                         depth_format=depth_format, focal_px=focal_px, progress=progress)
             t0 = time.perf_counter()
             if kind == "video":
-                result = _predict_video(reader, out, **opts)
+                result = _predict_video(reader, out, temporal=TemporalFilter() if smooth else None, **opts)
             elif kind == "folder":
                 result = _predict_images(inp, images, out, folder=True, **opts)
                 result.skipped = len(skipped)
@@ -287,15 +293,19 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, p
 
 def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *, pipeline: DepthPipeline, run,
               colorizer: DepthColorizer, batch_size: int, sbs: bool = False, focal_px: float | None = None,
-              on_depth: Callable[[int, np.ndarray], None] | None = None) -> dict[str, float]:
+              on_depth: Callable[[int, np.ndarray], None] | None = None,
+              temporal: TemporalFilter | None = None) -> dict[str, float]:
     """Coloured depth for every frame of `reader` (input | depth with `sbs`), handed to `write_frame` in order.
 
     Decoding and resizing, the networks (`run`: a FrameParallel or pipeline.run_prepared), colour
     mapping and writing run overlapped on their own threads (run_overlapped); `on_depth(i, metres)`
-    sees frame i's depth at the input's resolution. Returns the seconds each stage was busy.
+    sees frame i's depth at the input's resolution. `temporal` filters the working-size depth in
+    frame order on the colour stage's thread, so it adds work but no latency beyond the frame.
+    Returns the seconds each stage was busy.
     """
     info = reader.info
     h, w = info.height, info.width
+    hn, wn, _, _ = pipeline.working_size(h, w)
 
     def source():
         batch = []
@@ -316,17 +326,19 @@ def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *,
 
     def model(item):
         frames, prepared = item
-        return frames, (submit(prepared, h, w) if submit else run(prepared, h, w))
+        return frames, prepared, (submit(prepared, h, w) if submit else run(prepared, h, w))
 
     def model_wait(item):
-        frames, pending = item
-        return frames, pending.result()
+        frames, prepared, pending = item
+        return frames, prepared, pending.result()
 
     index = 0
 
     def colour(item):
         nonlocal index
-        frames, working = item
+        frames, prepared, working = item
+        if temporal is not None:
+            working = np.stack([temporal(p[:hn, :wn], d) for p, d in zip(prepared, working)])
         outs = []
         for rgb, depth in zip(frames, pipeline.finish(working, h, w, focal_px)):
             if on_depth is not None:
@@ -345,7 +357,8 @@ def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *,
 
 
 def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,
-                   depth_format: str | None, focal_px: float | None, progress: bool) -> PredictResult:
+                   depth_format: str | None, focal_px: float | None, progress: bool,
+                   temporal: TemporalFilter | None) -> PredictResult:
     info = reader.info
     total = min(info.frame_count, reader.max_frames or info.frame_count) or None
     depth_dir = out.with_name(out.stem + "_depth") if depth_format else None
@@ -366,7 +379,8 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
         write_depth_frame = (lambda i, d: write_depth(tmp_depth / f"{i:06d}{ext}", d, depth_format)) if tmp_depth else None
         try:
             busy = run_video(reader, write_frame, pipeline=pipeline, run=run, colorizer=colorizer,
-                             batch_size=batch_size, sbs=sbs, focal_px=focal_px, on_depth=write_depth_frame)
+                             batch_size=batch_size, sbs=sbs, focal_px=focal_px, on_depth=write_depth_frame,
+                             temporal=temporal)
         finally:
             bar.close()
         writer.close()  # finished and checked before the output replaces anything

@@ -1,0 +1,106 @@
+"""Temporal consistency: the `eval video` measure on scenes with known motion, and the filter that
+steadies depth video without smearing what moves."""
+
+import cv2
+import numpy as np
+import pytest
+
+from depthda.eval.video import ConsistencyMeter
+from depthda.infer.temporal import TemporalFilter, TemporalSettings
+
+H, W = 120, 200
+
+
+def texture(h, w, seed=0):
+    """A grey-level texture with structure at several scales, which optical flow can lock on to."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for scale in (4, 8, 16):
+        small = rng.random((h // scale + 2, w // scale + 2)).astype(np.float32)
+        img += cv2.resize(small, (w + 2 * scale, h + 2 * scale), interpolation=cv2.INTER_CUBIC)[scale:scale + h,
+                                                                                              scale:scale + w]
+    img = (img - img.min()) / (img.max() - img.min())
+    return np.repeat((img * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def pan(n, shift=3):
+    """n frames of a static textured scene seen by a camera panning `shift` px per frame, with
+    the depth that belongs to each frame (a smooth function of scene position)."""
+    canvas = texture(H, W + n * shift)
+    xs = np.arange(W + n * shift, dtype=np.float32)
+    scene_depth = 10 + 5 * np.sin(xs / 25)[None, :] + np.linspace(0, 8, H, dtype=np.float32)[:, None]
+    frames = [np.ascontiguousarray(canvas[:, t * shift:t * shift + W]) for t in range(n)]
+    depths = [np.ascontiguousarray(scene_depth[:, t * shift:t * shift + W]) for t in range(n)]
+    return frames, depths
+
+
+def score(frames, depths):
+    meter = ConsistencyMeter()
+    for f, d in zip(frames, depths):
+        meter.add(f, d)
+    return meter.result
+
+
+def test_consistent_depth_of_a_pan_scores_near_zero_and_flicker_does_not():
+    frames, depths = pan(6)
+    steady = score(frames, depths)
+    assert len(steady.errors) == 5 and steady.mean < 0.01
+    flicker = score(frames, [d * (1.1 if t % 2 else 1.0) for t, d in enumerate(depths)])
+    assert abs(flicker.mean - np.log(1.1)) < 0.02   # a 10 % jump every frame reads as ~0.095
+    json = flicker.to_json()
+    assert json["pairs"] == 5 and json["mean"] == pytest.approx(flicker.mean)
+
+
+def test_filter_steadies_flicker_on_a_pan():
+    frames, depths = pan(12)
+    rng = np.random.default_rng(1)
+    noisy = [d * np.exp(rng.normal(0, 0.08)).astype(np.float32) for d in depths]  # per-frame scale flicker
+    filt = TemporalFilter()
+    filtered = [filt(f, d) for f, d in zip(frames, noisy)]
+    assert score(frames, filtered).mean < 0.5 * score(frames, noisy).mean
+
+
+def moving_square(n, speed=4, near=5.0, far=20.0):
+    """A textured square at `near` metres moving right over a static textured background at `far`."""
+    background = texture(H, W, seed=2)
+    patch = texture(40, 40, seed=3)
+    frames, depths = [], []
+    for t in range(n):
+        img = background.copy()
+        depth = np.full((H, W), far, np.float32)
+        x = 40 + speed * t
+        img[40:80, x:x + 40] = patch
+        depth[40:80, x:x + 40] = near
+        frames.append(img)
+        depths.append(depth)
+    return frames, depths
+
+
+def test_filter_follows_a_moving_object_instead_of_smearing_it():
+    frames, depths = moving_square(10)
+    filt = TemporalFilter()
+    out = [filt(f, d) for f, d in zip(frames, depths)]
+    last = out[-1]
+    x = 40 + 4 * 9
+    inside = last[45:75, x + 5:x + 35]
+    vacated = last[45:75, x - 12:x - 2]    # where the square was a few frames ago
+    assert np.abs(inside / 5.0 - 1).max() < 0.05
+    assert np.median(vacated) == pytest.approx(20.0, rel=0.05)
+
+    # A filter that does not follow motion (plain running average of the maps) smears the square.
+    keep = TemporalSettings().keep
+    smeared = depths[0].copy()
+    for d in depths[1:]:
+        smeared = np.exp(keep * np.log(smeared) + (1 - keep) * np.log(d))
+    assert not np.median(smeared[45:75, x - 12:x - 2]) == pytest.approx(20.0, rel=0.05)
+
+
+def test_first_frame_and_reset_pass_depth_through_unchanged():
+    frames, depths = pan(3)
+    filt = TemporalFilter()
+    assert filt(frames[0], depths[0]) is depths[0]
+    filt(frames[1], depths[1] * 1.2)
+    filt.reset()
+    assert filt(frames[2], depths[2]) is depths[2]
+    with pytest.raises(ValueError):
+        filt(frames[0], depths[0][:10])
