@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 
 from depthda.data.augment import augment_pair, color_jitter, paired_resize_crop
 from depthda.data.synthia import (SYNTHIA_FOCAL_PX, SynthiaDataset, detect_layout, list_pairs,
-                                  read_depth, split_pairs, synthia_rgb_paths, write_synthia_sample)
+                                  read_depth, split_pairs, write_synthia_sample)
+from depthda.data.unpaired import synthetic_image_paths
 from depthda.errors import DepthdaError
 
 H, W = 40, 64
@@ -264,15 +265,17 @@ def test_dataset_rejects_rgb_depth_size_mismatch(tmp_path):
 
 def test_rgb_paths_for_stage2_need_no_depth(tmp_path):
     root = make_root(tmp_path / "seqs", 5, "seqs")
-    paths = synthia_rgb_paths(root)
+    paths = synthetic_image_paths(root)
     assert [p.name for p in paths] == [f"{i:06d}.png" for i in range(5)]
+    # Stage 1's train/val split is made of the same RGB images.
+    train = [rgb for rgb, _ in SynthiaDataset(root, split="train").pairs]
+    val = [rgb for rgb, _ in SynthiaDataset(root, split="val").pairs]
+    assert sorted(train + val) == paths and len(val) >= 1
     import shutil
     shutil.rmtree(root / "Depth")
-    assert synthia_rgb_paths(root) == paths
-    train, val = synthia_rgb_paths(root, "train"), synthia_rgb_paths(root, "val")
-    assert sorted(train + val) == paths and len(val) >= 1
-    with pytest.raises(DepthdaError, match="RGB"):
-        synthia_rgb_paths(tmp_path / "seqs" / "RGB")
+    assert synthetic_image_paths(root) == paths
+    # Pointed at the RGB folder itself, it is an ordinary folder of images: the same ones.
+    assert synthetic_image_paths(root / "RGB") == paths
 
 
 def test_dataloader_workers_follow_set_epoch(tmp_path):

@@ -9,36 +9,26 @@ from typing import Optional
 
 import typer
 
-from depthda.eval.protocol import EvalProtocol
+from depthda.data.kitti import GT_KINDS
+from depthda.eval.baselines import BASELINES
+from depthda.eval.protocol import CROPS, SCALINGS, EvalProtocol
+from depthda.paths import SPLIT_NAMES
 
 eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True,
                        rich_markup_mode=None)
 
 
-class Split(str, Enum):
-    eigen = "eigen"
-    eigen_benchmark = "eigen_benchmark"
+def _choices(name: str, values) -> type[Enum]:
+    """An Enum of `values` for typer to offer as an option's choices (names: "-" as "_")."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-class GroundTruth(str, Enum):
-    velodyne = "velodyne"
-    annotated = "annotated"
-
-
-class Baseline(str, Enum):
-    constant = "constant"
-    ground_plane = "ground-plane"
-
-
-class Crop(str, Enum):
-    garg = "garg"
-    eigen = "eigen"
-    none = "none"
-
-
-class Scaling(str, Enum):
-    none = "none"
-    median = "median"
+# Each option's choices come from the module that acts on them, so the two cannot drift apart.
+Split = _choices("Split", SPLIT_NAMES)
+GroundTruth = _choices("GroundTruth", GT_KINDS)
+Baseline = _choices("Baseline", BASELINES)
+Crop = _choices("Crop", CROPS)
+Scaling = _choices("Scaling", SCALINGS)
 
 
 @eval_app.command("kitti")

@@ -1,4 +1,5 @@
-"""Paired RGB + depth augmentation for supervised depth training.
+"""Training-time augmentation: RGB + depth pairs for the depth network, RGB alone for style
+transfer (`resize_crop`), and the conversion of the result into network input (`to_tensor`).
 
 Geometry (resize, crop, flip) is applied identically to both images; photometric jitter touches
 the RGB only. Depth is always resampled with centre-aligned nearest neighbour so every output
@@ -9,12 +10,19 @@ neighbours.
 All randomness comes from the numpy Generator passed in, so the caller decides reproducibility
 (SynthiaDataset seeds one per (seed, epoch, index)). Draw order is fixed — zoom, crop y, crop x,
 flip, jitter — so switching jitter off leaves the geometry of a given seed unchanged.
+
+Not torchvision.transforms.v2: it has no area filter, and training must shrink images the way
+inference does (cv2 INTER_AREA, utils.images.resize_interpolation); its uint8 colour jitter is
+slower than this one.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+
+from depthda.utils.images import resize_interpolation
 
 # Random zoom on top of the cover scale: up to 15 % extra, the range asked of stage 1.
 MAX_ZOOM = 1.15
@@ -54,9 +62,7 @@ def resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator
     # max() guards against rounding a covering size just below the target.
     new_h, new_w = max(out_h, round(h * scale)), max(out_w, round(w * scale))
     if (new_h, new_w) != (h, w):
-        # Area averaging when shrinking avoids aliasing; bilinear when enlarging.
-        rgb_interp = cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=rgb_interp)
+        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=resize_interpolation(w, new_w))
         if depth is not None:
             # NEAREST_EXACT samples pixel centres like the RGB resamplers do; plain INTER_NEAREST
             # is shifted by up to half a source pixel relative to them.
@@ -127,3 +133,12 @@ def augment_pair(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
         if jitter and rng.random() < jitter_p:
             rgb = color_jitter(rgb, rng)
     return rgb, depth, scale
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 → 3×H×W float32 in [-1, 1], the networks' input (see depthda.models.normalize).
+
+    Divides by 127.5 where normalize.rgb_to_tensor multiplies by 1 / 127.5: the two differ in the
+    last bit for 111 of the 256 values, and training inputs stay exactly what they have been.
+    """
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)

@@ -1,8 +1,9 @@
 """One compressed file holding every ground-truth depth map of a split.
 
-Projecting 697 velodyne scans takes minutes; evaluating from this file takes seconds. Maps are
-stored sparsely (flat pixel index + depth per valid pixel), so velodyne ground truth compresses
-to a few percent of its dense size, and the file is a plain .npz that loads without pickle.
+Projecting the velodyne scans of a whole split (697 for Eigen) is most of the work of an
+evaluation; reading the maps back from this file is not. Maps are stored sparsely (flat pixel
+index + depth per valid pixel), so velodyne ground truth compresses to a few percent of its dense
+size, and the file is a plain .npz that loads without pickle.
 """
 
 from __future__ import annotations

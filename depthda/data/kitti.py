@@ -32,7 +32,9 @@ CAMERA_OF_SIDE = {"l": 2, "r": 3}
 KITTI_FOCAL_PX = 721.5377
 KITTI_CY_PX = 172.854
 KITTI_WIDTH_PX, KITTI_HEIGHT_PX = 1242, 375
-IMAGE_SUFFIXES = (".png", ".jpg")
+# Frame files, in the order they are looked for: the raw release's PNGs, then JPEG copies
+# (monodepth2's data preparation converts the frames to JPEG).
+FRAME_SUFFIXES = (".png", ".jpg")
 GT_KINDS = ("velodyne", "annotated")
 
 
@@ -57,7 +59,7 @@ class KittiFrame:
 
     def image_path(self, root: Path) -> Path:
         base = Path(root) / self.folder / f"image_{self.camera:02d}" / "data" / f"{self.index:010d}"
-        for suffix in IMAGE_SUFFIXES:
+        for suffix in FRAME_SUFFIXES:
             if base.with_suffix(suffix).exists():
                 return base.with_suffix(suffix)
         return base.with_suffix(".png")

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from depthda.data.augment import augment_pair
+from depthda.data.augment import augment_pair, to_tensor
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_path
 from depthda.utils.images import read_rgb, read_unchanged
@@ -209,50 +209,32 @@ def _bucket(name: str) -> int:
     return zlib.crc32(name.encode("utf-8")) % VAL_BUCKETS
 
 
-def _split_by_stem(items: list, stem_of, val_fraction: float) -> tuple[list, list]:
+def split_pairs(pairs: list[tuple[Path, Path]], val_fraction: float = 0.05
+                ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """(train, val) by a hash of each RGB file stem; see the module docstring. Both sorted by name."""
     if not 0.0 <= val_fraction < 1.0:
         raise DepthdaError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    pairs = list(pairs)
     threshold = round(val_fraction * VAL_BUCKETS)
-    keys = [(stem_of(it), str(it)) for it in items]
-    by_name = sorted(range(len(items)), key=lambda i: keys[i])
-    is_val = [_bucket(keys[i][0]) < threshold for i in range(len(items))]
-    if val_fraction > 0 and len(items) >= 2:
-        by_bucket = sorted(range(len(items)), key=lambda i: (_bucket(keys[i][0]), keys[i]))
+    keys = [(Path(pair[0]).stem, str(pair)) for pair in pairs]
+    by_name = sorted(range(len(pairs)), key=lambda i: keys[i])
+    is_val = [_bucket(keys[i][0]) < threshold for i in range(len(pairs))]
+    if val_fraction > 0 and len(pairs) >= 2:
+        by_bucket = sorted(range(len(pairs)), key=lambda i: (_bucket(keys[i][0]), keys[i]))
         if not any(is_val):
             is_val[by_bucket[0]] = True
         if all(is_val):
             is_val[by_bucket[-1]] = False
-    return ([items[i] for i in by_name if not is_val[i]], [items[i] for i in by_name if is_val[i]])
+    return ([pairs[i] for i in by_name if not is_val[i]], [pairs[i] for i in by_name if is_val[i]])
 
 
-def split_pairs(pairs: list[tuple[Path, Path]], val_fraction: float = 0.05
-                ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
-    """(train, val) by a hash of each RGB file stem; see the module docstring. Both sorted by name."""
-    return _split_by_stem(list(pairs), lambda pair: Path(pair[0]).stem, val_fraction)
-
-
-def _rgb_dir(root: Path) -> Path:
-    for rgb, _ in (LAYOUT_DIRS["seqs"], LAYOUT_DIRS["rand"]):
-        if (root / rgb).is_dir() and _pngs(root / rgb):
-            return root / rgb
-    raise DepthdaError(f"no SYNTHIA RGB images under {root}: looked for {SEQS_RGB_DIR.as_posix()}/*.png "
-                       f"(SEQS) and {RAND_RGB_DIR.as_posix()}/*.png (RAND-CITYSCAPES); "
-                       f"found: {_root_contents(root)}")
-
-
-def synthia_rgb_paths(root: str | Path, split: str = "all", val_fraction: float = 0.05) -> list[Path]:
-    """SYNTHIA RGB images (stage 2's synthetic domain), sorted; depth folders are not needed.
-
-    `split` "train"/"val" selects the same images as SynthiaDataset with that split.
-    """
-    root = _check_root(root)
-    if split not in SPLITS:
-        raise DepthdaError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    paths = sorted(_pngs(_rgb_dir(root)).values())
-    if split == "all":
-        return paths
-    train, val = _split_by_stem(paths, lambda p: p.stem, val_fraction)
-    return train if split == "train" else val
+def list_rgb(root: str | Path) -> list[Path]:
+    """The RGB images of a SYNTHIA root, sorted, without their depth (stage 2's synthetic domain):
+    SEQS's left front camera if the root has that folder, else RAND-CITYSCAPES' RGB/."""
+    root = Path(root)
+    seqs = root / SEQS_RGB_DIR
+    folder = seqs if seqs.is_dir() else root / RAND_RGB_DIR
+    return sorted(p for p in folder.glob("*.png") if p.is_file())
 
 
 class SynthiaDataset(Dataset):
@@ -325,7 +307,6 @@ class SynthiaDataset(Dataset):
         rng = self.rng_for(index) if self.augment else None
         full_width = rgb.shape[1]
         rgb, depth, scale = augment_pair(rgb, depth, self.size, rng, train=self.augment)
-        rgb_t = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        return {"rgb": rgb_t.contiguous(), "depth": torch.from_numpy(depth)[None].float(),
+        return {"rgb": to_tensor(rgb).contiguous(), "depth": torch.from_numpy(depth)[None].float(),
                 "name": rgb_path.stem,
                 "focal_px": torch.tensor(self.focal_at(full_width * scale), dtype=torch.float32)}

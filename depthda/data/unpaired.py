@@ -15,9 +15,9 @@ sequences) or any folder of images.
 Unreadable files are skipped and counted, never fatal unless nothing is left. At construction
 every file is checked for a non-empty body, a known image signature and (PNG) an intact end
 chunk; sets of up to `decode_check_limit` files are also fully decoded. Larger sets (full KITTI is
-~40k frames ≈ 5 min of decoding) are decoded lazily: a file that fails then is replaced by the next
-readable index and counted in `ImageSet.runtime_failures` (per process — DataLoader workers each
-keep their own count).
+~40k frames, too many to decode before training starts) are decoded lazily: a file that fails then
+is replaced by the next readable index and counted in `ImageSet.runtime_failures` (per process —
+DataLoader workers each keep their own count).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 import torch
 
-from depthda.data.augment import resize_crop
+from depthda.data.augment import resize_crop, to_tensor
 from depthda.data.kitti import read_split
+from depthda.data.synthia import list_rgb
 from depthda.errors import DepthdaError
 from depthda.paths import split_file
 from depthda.utils.images import is_image_file, list_images, read_rgb
@@ -48,10 +49,10 @@ MAX_ZOOM = 1.2
 DEFAULT_CACHE_SHORT_SIDE = 720
 
 
-
 def eigen_test_drives() -> frozenset[str]:
     """The 28 drives (`2011_09_26_drive_0002_sync`, ...) of the Eigen test split."""
     return frozenset(f.drive for f in read_split(split_file("eigen")))
+
 
 _KITTI_PATTERNS = ("*/*_sync/image_02/data", "*_sync/image_02/data", "image_02/data")
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*",
@@ -66,7 +67,6 @@ class ImageSet:
     domain: str
     items: list = field(default_factory=list)  # Path | np.ndarray (H×W×3 uint8 RGB)
     sources: list[str] = field(default_factory=list)
-    found: int = 0  # files + sampled video frames seen, before exclusion and checks
     unreadable: int = 0
     excluded_drives: list[str] = field(default_factory=list)
     excluded_frames: int = 0
@@ -137,16 +137,12 @@ def synthetic_image_paths(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise DepthdaError(f"synthetic data folder not found: {root}")
+    # Both SYNTHIA layouts keep their images under <root>/RGB/.
     roots = [root] if (root / "RGB").is_dir() else sorted(p.parent for p in root.glob("*/RGB") if p.is_dir())
     if not roots:
         images, _ = list_images(root)
         return images
-    paths: list[Path] = []
-    for r in roots:
-        seqs = r / "RGB" / "Stereo_Left" / "Omni_F"
-        rgb_dir = seqs if seqs.is_dir() else r / "RGB"
-        paths += sorted(p for p in rgb_dir.glob("*.png") if p.is_file())
-    return paths
+    return [p for r in roots for p in list_rgb(r)]
 
 
 def _quick_check(path: Path) -> bool:
@@ -252,7 +248,6 @@ def _add_video(out: ImageSet, path: Path, stride: int | None, max_frames: int,
     frames = read_video_frames(path, stride, max_frames, size)
     if not frames:
         out.unreadable += 1
-    out.found += max(1, len(frames))
     out.items += frames
     return len(frames)
 
@@ -285,14 +280,12 @@ def collect_images(sources, *, domain: str = "real", size: tuple[int, int] | Non
             else:
                 images, others = list_images(src)
                 paths, videos = images, [p for p in others if is_video_file(p)]
-            out.found += len(paths)
             readable = _add_paths(out, paths, excluded, decode_check_limit)
             for video in videos:
                 readable += _add_video(out, video, video_stride, max_video_frames, size)
             if not paths and not videos:
                 raise DepthdaError(f"no images or videos found in {src}")
         elif src.is_file():
-            out.found += 1
             readable = _add_paths(out, [src], excluded, decode_check_limit)
         else:
             raise DepthdaError(f"{domain} image source not found: {src}")
@@ -315,7 +308,7 @@ def collect_synthetic(root: str | Path, *, decode_check_limit: int = DECODE_CHEC
     paths = synthetic_image_paths(root)
     if not paths:
         raise DepthdaError(f"no images found in {root}")
-    out = ImageSet(domain="synthetic", sources=[str(root)], found=len(paths))
+    out = ImageSet(domain="synthetic", sources=[str(root)])
     if not _add_paths(out, paths, set(), decode_check_limit):
         raise DepthdaError(f"no readable images in {root} ({out.unreadable} unreadable skipped)")
     _require_two(out)
@@ -336,11 +329,6 @@ def random_resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Ge
     if augment and rng.random() < 0.5:
         rgb = rgb[:, ::-1]
     return np.ascontiguousarray(rgb)
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 → 3×H×W float32 in [-1, 1]."""
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 class UnpairedDataset(torch.utils.data.Dataset):

@@ -1,34 +1,28 @@
-"""`depthda eval kitti` as a Python function: ground truth, predictions, metrics and reports."""
+"""`depthda eval kitti` as a Python function: the split's frames, their ground truth (KITTI raw data
+or a file from `depthda data export-gt`), the predictions to score (an .npy file, a checkpoint run
+on the images, or a baseline), the protocol's metrics and the reports."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from depthda.eval.baselines import BASELINES
+from depthda import paths
 from depthda.data.gt_file import GroundTruthFile
 from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_split,
                                 required_files)
 from depthda.errors import DepthdaError
-from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
+from depthda.eval.baselines import BASELINES
 from depthda.eval.metrics import METRIC_NAMES
-from depthda import paths
+from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
 from depthda.utils.fsio import write_text_atomic
-
-
-@dataclass
-class KittiEvalInputs:
-    frames: list[KittiFrame]
-    data_root: Path | None
-    gt: str
-    get_gt: Callable[[int], np.ndarray]
+from depthda.utils.images import read_rgb
 
 
 def resolve_split(split: str | None, split_file: str | Path | None) -> list[KittiFrame]:
@@ -65,8 +59,6 @@ def ground_truth_source(frames: list[KittiFrame], data_root: str | Path | None, 
 def image_source(frames: list[KittiFrame], data_root: str | Path | None) -> Callable[[int], np.ndarray]:
     if data_root is None:
         raise DepthdaError("--data-root is needed to read the KITTI images")
-    from depthda.utils.images import read_rgb
-
     root = Path(data_root)
     check_files([[f.image_path(root)] for f in frames], "image")
     return lambda i: read_rgb(frames[i].image_path(root))

@@ -1,1 +1,2 @@
-"""Procedural street scenes with exact depth: camera, random scene description, ray caster, dataset writer."""
+"""Procedural street scenes with exact depth: camera, random scene description, renderer (ray casting,
+appearance, lighting, camera response), dataset writer."""

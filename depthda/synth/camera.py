@@ -1,6 +1,6 @@
 """The synthetic camera: KITTI's left colour camera by default.
 
-Conventions (shared with render.py and the intrinsics.json the writer saves):
+Conventions (shared with raycast.py and the intrinsics.json the writer saves):
 - camera frame is OpenCV's: x right, y down, z forward; depth is the camera-frame z in metres;
 - square pixels (fy = fx), principal point at the image centre (cx = W/2, cy = H/2);
 - pixel (u, v) is the ray through its centre, image coordinates (u + 0.5, v + 0.5).

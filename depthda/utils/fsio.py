@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import uuid
@@ -113,8 +114,9 @@ def _swap_in_dir(tmp: Path, path: Path) -> None:
     Concurrent writers of the same folder each keep retrying until their rename lands: the last
     to finish wins, and nobody ever sees a folder that is half one run's and half another's.
     """
-    if path.exists() and not path.is_dir():
-        raise DepthdaError(f"{path} exists and is not a folder; the output folder cannot replace it")
+    with contextlib.suppress(FileNotFoundError):  # one stat: another writer may move `path` aside meanwhile
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            raise DepthdaError(f"{path} exists and is not a folder; the output folder cannot replace it")
     moved_aside = []
     try:
         while True:
