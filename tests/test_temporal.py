@@ -95,6 +95,30 @@ def test_filter_follows_a_moving_object_instead_of_smearing_it():
     assert not np.median(smeared[45:75, x - 12:x - 2]) == pytest.approx(20.0, rel=0.05)
 
 
+def test_eval_video_cli_reports_both_outputs(tmp_path, ckpt, capsys):
+    import json
+
+    from depthda.cli import run
+
+    clip = tmp_path / "pan.mp4"
+    frames, _ = pan(6)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    out = tmp_path / "tc.json"
+    assert run(["eval", "video", str(clip), "--checkpoint", str(ckpt), "--json", str(out),
+                "--plot", str(tmp_path / "tc.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "per-frame" in printed and "smoothed" in printed
+    r = json.loads(out.read_text())
+    assert r["frames"] == 6 and r["per_frame"]["pairs"] == 5 and r["smoothed"]["pairs"] == 5
+    assert np.isfinite(r["per_frame"]["mean"]) and np.isfinite(r["smoothed"]["mean"])
+    assert r["temporal_filter"]["keep"] == TemporalSettings().keep
+    assert (tmp_path / "tc.png").read_bytes()[:4] == b"\x89PNG"
+    assert run(["eval", "video", str(clip), "--frames", "1"]) == 1
+
+
 def test_first_frame_and_reset_pass_depth_through_unchanged():
     frames, depths = pan(3)
     filt = TemporalFilter()

@@ -23,6 +23,7 @@ from depthda.infer.colorize import DepthColorizer
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.predict import run_video
 from depthda.infer.scheduling import FrameParallel
+from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
 
 
@@ -61,9 +62,9 @@ def forward_times(modules: dict[str, nn.Module]) -> Iterator[dict[str, float]]:
 
 def pipeline_run(video: Path, n_frames: int, pipe: DepthPipeline, out_path: Path, near: float, far: float, cmap: str,
                  batch_size: int | None, workers: int | None = None,
-                 threads: int | None = None) -> tuple[dict, list[np.ndarray], int]:
+                 threads: int | None = None, smooth: bool = False) -> tuple[dict, list[np.ndarray], int]:
     """Returns stage seconds (with the networks' "style" and "depth"), full-resolution depth per
-    frame and the number of frames written."""
+    frame and the number of frames written. `smooth` adds predict's temporal filter."""
     reader = VideoReader(video, max_frames=n_frames, **CPU_DECODER)
     info = reader.info
     depths: list[np.ndarray] = []
@@ -72,7 +73,8 @@ def pipeline_run(video: Path, n_frames: int, pipe: DepthPipeline, out_path: Path
         with VideoWriter(out_path, info.width, info.height, info.fps, **CPU_ENCODER) as writer, \
                 FrameParallel(pipe, workers, threads) as run, forward_times(networks) as network_times:
             busy = run_video(reader, writer.write, pipeline=pipe, run=run, colorizer=DepthColorizer(near, far, cmap),
-                             batch_size=batch_size or run.workers, on_depth=lambda i, d: depths.append(d))
+                             batch_size=batch_size or run.workers, on_depth=lambda i, d: depths.append(d),
+                             temporal=TemporalFilter() if smooth else None)
     finally:
         reader.close()
     busy.update(network_times)

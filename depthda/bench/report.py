@@ -9,8 +9,10 @@ def format_result(r: dict) -> str:
              f"{r['model_workers']} model worker(s) × {r['threads_per_worker']} thread(s) "
              f"(naive: {r['naive_threads']} threads), {r['cpu_count']} CPUs",
              f"pipeline {r['fps']:.2f} fps   naive {r['naive_fps']:.2f} fps   speedup {r['speedup']:.2f}x",
+             f"pipeline + temporal filter (predict's default for video) {r['fps_smoothed']:.2f} fps   "
+             f"speedup {r['speedup_smoothed']:.2f}x",
              "stage ms/frame (busy time; pipeline stages overlap):"]
-    for name in ("naive", "pipeline"):
+    for name in ("naive", "pipeline", "pipeline_smoothed"):
         lines.append(f"  {name:9s}" + "  ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"][name].items()))
     f = r["flops_per_frame"]
     lines.append(f"FLOPs/frame: style {f['style'] / 1e9:.2f} G, depth {f['depth'] / 1e9:.2f} G; peak fp32 matmul "

@@ -1,4 +1,5 @@
-"""`depthda eval kitti`: the standard KITTI depth metrics on the Eigen split."""
+"""`depthda eval kitti`: the standard KITTI depth metrics on the Eigen split.
+`depthda eval video`: how steady a depth video is (temporal consistency)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,43 @@ def kitti(
         typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(result.table())
     write_reports(result, json_out, per_frame_csv)
+
+
+@eval_app.command("video")
+def video(
+    clip: Path = typer.Argument(..., help="A video (mp4, avi, mkv, mov, webm)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder (default: the shipped model)."),
+    no_style: bool = typer.Option(False, "--no-style", help="Skip the style stage."),
+    frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
+    focal: Optional[float] = typer.Option(None, help="Scale depth by the camera's focal length (px)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write both figures, per pair, and the settings."),
+    plot: Optional[Path] = typer.Option(None, help="PNG of the error of every frame pair, per-frame vs smoothed."),
+) -> None:
+    """Temporal error of depth video: per-frame vs the temporal filter `predict` applies."""
+    import json
+
+    from depthda.errors import DepthdaError
+    from depthda.eval.video import evaluate_video, plot_over_time
+    from depthda.infer import DepthPipeline
+    from depthda.infer.predict import input_kind
+    from depthda.utils.fsio import write_text_atomic
+
+    if input_kind(clip) != "video":
+        raise DepthdaError(f"not a video: {clip}")
+    if frames is not None and frames < 2:
+        raise DepthdaError("--frames must be at least 2")
+    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=not no_style)
+    if focal is not None:
+        pipe.focal_scale(focal, 1)  # fails early if the model cannot be rescaled
+    result = evaluate_video(clip, pipe, max_frames=frames, focal_px=focal)
+    typer.echo(result.table())
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        plot_over_time(result, plot)
+        typer.echo(f"wrote {plot}")
 
 
 def register(app: typer.Typer) -> None:
