@@ -128,3 +128,31 @@ def test_first_frame_and_reset_pass_depth_through_unchanged():
     assert filt(frames[2], depths[2]) is depths[2]
     with pytest.raises(ValueError):
         filt(frames[0], depths[0][:10])
+
+
+def test_eval_kitti_smooth_filters_runs_of_consecutive_frames(tmp_path, ckpt, capsys):
+    from pathlib import Path
+
+    from depthda.cli import run
+    from depthda.data.kitti import KittiFrame
+    from depthda.eval.kitti import consecutive_runs
+
+    d = "2011_09_26/2011_09_26_drive_0023_sync"
+    frames = [KittiFrame(d, 0, 2), KittiFrame(d, 1, 2), KittiFrame(d, 2, 2), KittiFrame(d, 5, 2),
+              KittiFrame(d, 6, 3), KittiFrame("2011_09_26/2011_09_26_drive_0001_sync", 7, 2)]
+    assert consecutive_runs(frames) == [range(0, 3), range(3, 4), range(4, 5), range(5, 6)]
+
+    repo = Path(__file__).resolve().parents[1]
+    args = ["eval", "kitti", "--data-root", str(repo / "data/kitti/raw"), "--gt", "annotated",
+            "--split-file", str(repo / "data/splits/kitti_tiny_test_files.txt"), "--checkpoint", str(ckpt),
+            "--device", "cpu", "--per-frame-csv"]
+    assert run(args + [str(tmp_path / "raw.csv")]) == 0
+    assert run(args + [str(tmp_path / "smooth.csv"), "--smooth"]) == 0
+    raw = (tmp_path / "raw.csv").read_text().splitlines()
+    smooth = (tmp_path / "smooth.csv").read_text().splitlines()
+    assert raw[1] == smooth[1]            # the first frame of the run has no history
+    assert raw[2:] != smooth[2:]          # later frames are filtered
+    capsys.readouterr()
+    eigen = ["eval", "kitti", "--data-root", str(repo / "data/kitti/raw"), "--checkpoint", str(ckpt), "--smooth"]
+    assert run(eigen) == 1  # the Eigen split's frames are not consecutive
+    assert "consecutive" in capsys.readouterr().err

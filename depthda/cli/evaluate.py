@@ -53,6 +53,7 @@ def kitti(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics, protocol and frame count."),
     per_frame_csv: Optional[Path] = typer.Option(None, help="Write per-frame metrics as CSV."),
     plots: Optional[Path] = typer.Option(None, help="Folder for error-by-distance and worst-frame plots."),
+    smooth: bool = typer.Option(False, "--smooth", help="With --checkpoint: consecutive frames go through predict's temporal filter."),
 ) -> None:
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
     from depthda.eval.kitti import evaluate_kitti, write_reports
@@ -64,7 +65,7 @@ def kitti(
             data_root=data_root, split=split.value, split_file=split_file, gt=gt.value if gt else None, gt_file=gt_file,
             predictions=predictions, checkpoint=checkpoint,
             baseline=baseline.value if baseline else None, protocol=protocol, use_style=not no_style,
-            device=device, focal_px=focal, plots=plots)
+            device=device, focal_px=focal, plots=plots, smooth=smooth)
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(result.table())

@@ -76,12 +76,32 @@ def load_predictions(path: str | Path, count: int) -> np.ndarray:
     return preds
 
 
+def consecutive_runs(frames: list[KittiFrame]) -> list[range]:
+    """Index ranges of the split whose frames follow each other in one drive and camera."""
+    runs, start = [], 0
+    for i in range(1, len(frames) + 1):
+        prev = frames[i - 1]
+        if i == len(frames) or (frames[i].folder, frames[i].camera, frames[i].index) != (
+                prev.folder, prev.camera, prev.index + 1):
+            runs.append(range(start, i))
+            start = i
+    return runs
+
+
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
-                      use_style: bool = True, focal_px: float | None = None) -> Callable[[int], np.ndarray]:
+                      use_style: bool = True, focal_px: float | None = None,
+                      smooth_runs: list[range] | None = None) -> Callable[[int], np.ndarray]:
+    """Depth of frame i by the pipeline; with `smooth_runs`, each run of consecutive frames goes
+    through the temporal filter as a video would (all computed up front, in order)."""
     from depthda.infer.pipeline import DepthPipeline  # torch models load only when a model is evaluated
 
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style)
-    return lambda i: pipe(get_image(i), focal_px=focal_px) if focal_px else pipe(get_image(i))
+    if smooth_runs is None:
+        return lambda i: pipe(get_image(i), focal_px=focal_px) if focal_px else pipe(get_image(i))
+    smoothed = {}
+    for run in smooth_runs:
+        smoothed.update(zip(run, pipe.predict_sequence((get_image(i) for i in run), focal_px=focal_px)))
+    return smoothed.__getitem__
 
 
 def write_reports(result: EvalResult, json_path: str | Path | None = None,
@@ -106,12 +126,23 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
                    predictions: str | Path | None = None, checkpoint: str | Path | None = None,
                    baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
-                   focal_px: float | None = None, plots: str | Path | None = None,
+                   focal_px: float | None = None, plots: str | Path | None = None, smooth: bool = False,
                    progress: bool = True) -> EvalResult:
-    """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split."""
+    """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split.
+
+    `smooth` (with a checkpoint): runs of consecutive frames in the split go through predict's
+    temporal filter, to check what it does to accuracy; a split with no consecutive frames is refused.
+    """
     if sum(x is not None for x in (predictions, checkpoint, baseline)) != 1:
         raise DepthdaError("give exactly one of --predictions FILE, --checkpoint DIR or --baseline NAME")
     frames = resolve_split(split, split_file)
+    runs = None
+    if smooth:
+        if checkpoint is None:
+            raise DepthdaError("--smooth needs --checkpoint: it filters the model's depth over time")
+        runs = consecutive_runs(frames)
+        if all(len(r) == 1 for r in runs):
+            raise DepthdaError("--smooth needs consecutive frames of a drive in the split; this split has none")
     get_gt = ground_truth_source(frames, data_root, gt, gt_file)
     get_image = image_source(frames, data_root) if (checkpoint is not None or plots is not None) else None
     if predictions is not None:
@@ -122,7 +153,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
             raise DepthdaError(f"unknown baseline {baseline!r} (use {', '.join(BASELINES)})")
         get_pred = lambda i: BASELINES[baseline](get_gt(i).shape)  # noqa: E731
     else:
-        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px)
+        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px, smooth_runs=runs)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
     names = [str(f) for f in frames]
     result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None)
