@@ -153,6 +153,8 @@ def test_eval_kitti_smooth_filters_runs_of_consecutive_frames(tmp_path, ckpt, ca
     assert raw[1] == smooth[1]            # the first frame of the run has no history
     assert raw[2:] != smooth[2:]          # later frames are filtered
     capsys.readouterr()
-    eigen = ["eval", "kitti", "--data-root", str(repo / "data/kitti/raw"), "--checkpoint", str(ckpt), "--smooth"]
-    assert run(eigen) == 1  # the Eigen split's frames are not consecutive
+    gaps = tmp_path / "gaps.txt"
+    gaps.write_text("".join(f"{d} {i:010d} l\n" for i in (0, 2, 4)))
+    assert run(["eval", "kitti", "--data-root", str(repo / "data/kitti/raw"), "--gt", "annotated", "--split-file",
+                str(gaps), "--checkpoint", str(ckpt), "--smooth"]) == 1
     assert "consecutive" in capsys.readouterr().err
