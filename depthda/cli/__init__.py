@@ -9,6 +9,7 @@ hint and one line), 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -82,6 +83,13 @@ def _check_encodable(argv: list[str]) -> None:
             raise DepthdaError(f"{shown!r} is not valid UTF-8; rename the file or folder") from None
 
 
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device{where}; outputs are replaced only when complete, so existing ones are untouched"
+    return f"{exc.strerror or exc}{where}"
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
     try:
@@ -89,6 +97,9 @@ def run(argv: list[str] | None = None) -> int:
         code = app(args=argv, prog_name="depthda", standalone_mode=False)
     except DepthdaError as exc:
         print(f"depthda: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the file system said no: permissions, a full disk, a file where a folder goes
+        print(f"depthda: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except _EXITS as exc:
         code = exc.exit_code

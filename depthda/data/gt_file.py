@@ -9,6 +9,7 @@ size, and the file is a plain .npz that loads without pickle.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +57,20 @@ class GroundTruthFile:
         if not self.path.is_file():
             raise DepthdaError(f"ground-truth file not found: {self.path}")
         try:
-            with np.load(self.path, allow_pickle=False) as data:
+            data = np.load(self.path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with data:
                 self.meta = json.loads(str(data["meta"]))
                 self._shapes = data["shapes"]
                 self._offsets = data["offsets"]
                 self._indices = data["indices"]
                 self._depths = data["depths"]
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DepthdaError(f"not a depthda ground-truth file ({exc}): {self.path}") from exc
-        if self.meta.get("format") != FORMAT:
-            raise DepthdaError(f"unknown ground-truth file format {self.meta.get('format')!r}: {self.path}")
+        if not isinstance(self.meta, dict) or self.meta.get("format") != FORMAT:
+            found = self.meta.get("format") if isinstance(self.meta, dict) else None
+            raise DepthdaError(f"unknown ground-truth file format {found!r}: {self.path}")
 
     @property
     def frames(self) -> list[str]:

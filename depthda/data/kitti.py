@@ -83,8 +83,12 @@ def read_split(path: str | Path) -> list[KittiFrame]:
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"split file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DepthdaError(f"split file is not UTF-8 text: {path}") from None
     frames = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue

@@ -70,8 +70,11 @@ def load_predictions(path: str | Path, count: int) -> np.ndarray:
         raise DepthdaError(f"predictions file not found: {path}")
     try:
         preds = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise DepthdaError(f"cannot read predictions (expected an N×H×W float .npy): {path}") from exc
+    if not isinstance(preds, np.ndarray):  # an .npz archive, which np.load opens as a dict of arrays
+        preds.close()
+        raise DepthdaError(f"predictions must be one N×H×W float array in a .npy file, not an .npz archive: {path}")
     check_predictions(preds, count)
     return preds
 

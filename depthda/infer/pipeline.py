@@ -174,8 +174,8 @@ class DepthPipeline(nn.Module):
         """Depth factor for an input camera of focal `focal_px` (pixels at `width`); 1 without one."""
         if focal_px is None:
             return 1.0
-        if not focal_px > 0:
-            raise DepthdaError(f"focal length must be positive, got {focal_px}")
+        if not (math.isfinite(focal_px) and focal_px > 0):
+            raise DepthdaError(f"focal length must be a positive, finite number of pixels, got {focal_px}")
         if self.train_focal_px is None:
             raise DepthdaError("this depth model's config.json has no focal_px, so it cannot be rescaled "
                                "to another camera's focal length; drop --focal/--calib")

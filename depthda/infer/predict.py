@@ -23,13 +23,10 @@ failing run leaves existing outputs byte-identical.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -87,24 +84,6 @@ def depth_suffix(fmt: str) -> str:
 
 # ---------------------------------------------------------------------------- staging
 
-@contextlib.contextmanager
-def staged(root: Path) -> Iterator[Path]:
-    """A temporary folder beside `root`'s contents; on success each file moves to the same
-    relative path under `root` (one atomic rename per file); on failure nothing changes."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".depthda-staging-", dir=root))
-    try:
-        yield tmp
-        for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            dst = root / src.relative_to(tmp)
-            if dst.is_dir():
-                raise DepthdaError(f"cannot replace folder {dst} with a file")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- options
 
 def focal_from_calib(path: str | Path, camera: int = 2) -> float:
@@ -131,16 +110,46 @@ def input_kind(path: Path) -> str:
                        f"a folder of images or a video ({', '.join(VIDEO_SUFFIXES)})")
 
 
-def _check_output(kind: str, inp: Path, out: Path) -> None:
-    if out.resolve() == inp.resolve():
-        raise DepthdaError(f"output {out} would overwrite the input")
+def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -> tuple[list[Path], list[Path]]:
+    """(files, folders) a run will replace: the main output and the lossless-depth side output."""
+    ext = depth_suffix(depth_format) if depth_format else None
+    if kind == "video":
+        return [out], [out.with_name(out.stem + "_depth")] if ext else []
+    if kind == "folder":
+        return [], [out] + ([out.with_name(out.name + "_depth")] if ext else [])
+    target = out if out.suffix else out / (inp.stem + ".png")
+    return [target] + ([target.with_name(target.stem + "_depth" + ext)] if ext else []), []
+
+
+def _check_no_alias(kind: str, inp: Path, out: Path, depth_format: str | None) -> None:
+    """No output may be the input, hold it (a replaced folder would delete it) or, for a folder
+    input, lie inside it. Real paths, so links and `..` cannot hide a collision."""
+    src = inp.resolve()
+    files, folders = planned_outputs(kind, inp, out, depth_format)
+    for target in files + folders:
+        dst = target.resolve()
+        if dst == src:
+            raise DepthdaError(f"output {target} would overwrite the input {inp}")
+        if target in folders and src.is_relative_to(dst):
+            raise DepthdaError(f"output folder {target} would replace the folder that holds the input {inp}")
+        if kind == "folder" and dst.is_relative_to(src):
+            raise DepthdaError(f"output {target} must not be inside the input folder {inp}")
+    for folder in folders:
+        if folder.is_dir():
+            foreign = next((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in (".png", ".npy")),
+                           None)
+            if foreign is not None:
+                raise DepthdaError(f"output folder {folder} holds files depthda did not write (e.g. {foreign}); "
+                                   "it would be replaced whole: give a new or empty folder")
+
+
+def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = None) -> None:
+    _check_no_alias(kind, inp, out, depth_format)
     if kind == "video" and out.suffix.lower() not in VIDEO_SUFFIXES:
         raise DepthdaError(f"video output must end in one of {', '.join(VIDEO_SUFFIXES)}: {out}")
     if kind == "folder":
         if out.exists() and not out.is_dir():
             raise DepthdaError(f"output for a folder must be a folder, but {out} is a file")
-        if out.resolve().is_relative_to(inp.resolve()):
-            raise DepthdaError(f"output folder {out} must not be inside the input folder {inp}")
     if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES)} "
                            f"(or have no suffix to name a folder): {out}")
@@ -168,9 +177,9 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
     """
     inp, out = Path(input), Path(output)
     kind = input_kind(inp)
-    _check_output(kind, inp, out)
     if depth_format is not None and depth_format not in DEPTH_FORMATS:
         raise DepthdaError(f"unknown depth format {depth_format!r} (use png16 or npy)")
+    _check_output(kind, inp, out, depth_format)
     if focal_px is not None and calib is not None:
         raise DepthdaError("give --focal or --calib, not both")
     if calib is not None:
@@ -222,21 +231,6 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
             reader.close()
 
 
-def _image_targets(inp: Path, images: list[Path], out: Path, folder: bool, depth_format: str | None):
-    """(staging root, [(colour rel path, depth rel path or None)]) for each image."""
-    ext = depth_suffix(depth_format) if depth_format else None
-    if folder:
-        root = out.parent
-        pairs = []
-        for p in images:
-            rel = p.relative_to(inp).with_suffix(".png")
-            pairs.append((Path(out.name) / rel, Path(out.name + "_depth") / rel.with_suffix(ext) if ext else None))
-        return root, pairs
-    target = out if out.suffix else out / (inp.stem + ".png")
-    depth_rel = Path(target.stem + "_depth" + ext) if ext else None
-    return target.parent, [(Path(target.name), depth_rel)]
-
-
 def _image_batches(images: list[Path], pipeline, batch_size: int):
     """Read and prepare images, batching consecutive images of one size."""
     batch: list = []
@@ -257,10 +251,22 @@ def _pack(batch, pipeline):
 def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, pipeline, run, colorizer,
                     batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
                     progress: bool) -> PredictResult:
-    root, targets = _image_targets(inp, images, out, folder, depth_format)
-    target_of = dict(zip(images, targets))
+    files, folders = planned_outputs("folder" if folder else "image", inp, out, depth_format)
+    ext = depth_suffix(depth_format) if depth_format else None
     bar = _progress(len(images), "predict", progress)
-    with staged(root) as stage:
+    with contextlib.ExitStack() as stack:
+        # Everything is written to temporaries beside its target; they replace the old outputs
+        # (a folder as a whole) only when every image succeeded.
+        if folder:
+            colour_root = stack.enter_context(atomic_dir(folders[0]))
+            depth_root = stack.enter_context(atomic_dir(folders[1])) if ext else None
+            relative = {p: p.relative_to(inp).with_suffix(".png") for p in images}
+            colour_of = {p: colour_root / relative[p] for p in images}
+            depth_of = {p: depth_root / relative[p].with_suffix(ext) for p in images} if ext else {}
+        else:
+            colour_of = {images[0]: stack.enter_context(atomic_path(files[0]))}
+            depth_of = {images[0]: stack.enter_context(atomic_path(files[1]))} if ext else {}
+
         def model(item):
             paths, frames, prepared = item
             h, w = frames[0].shape[:2]
@@ -270,11 +276,10 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, p
             paths, frames, working = item
             h, w = frames[0].shape[:2]
             for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
-                colour_rel, depth_rel = target_of[path]
                 colour = colorizer(depth)
-                write_rgb(stage / colour_rel, side_by_side(rgb, colour) if sbs else colour)
-                if depth_rel is not None:
-                    write_depth(stage / depth_rel, depth, depth_format)
+                write_rgb(colour_of[path], side_by_side(rgb, colour) if sbs else colour)
+                if ext:
+                    write_depth(depth_of[path], depth, depth_format)
                 bar.update(1)
 
         try:
@@ -282,11 +287,7 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, p
                                   source_name="read")
         finally:
             bar.close()
-    first_colour, first_depth = targets[0]
-    output = out if folder else root / first_colour
-    depth_output = None
-    if first_depth is not None:
-        depth_output = root / (first_depth.parts[0] if folder else first_depth)
+    output, depth_output = (folders[0], folders[1] if ext else None) if folder else (files[0], files[1] if ext else None)
     return PredictResult("folder" if folder else "image", output, len(images), depth_output=depth_output,
                          stage_seconds=busy)
 
