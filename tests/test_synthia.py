@@ -321,3 +321,25 @@ def test_epoch_set_per_item_inside_workers_is_exact(tmp_path):
         ds.set_epoch(k // 4)
         expected.append(ds[k % 4]["rgb"])
     assert torch.equal(got, torch.stack(expected))
+
+
+def test_bad_depth_files_are_counted_before_training_starts(tmp_path, capsys):
+    """Two broken depth files among many stop a 1-step run before it starts, with their count and
+    the first path, whichever split they fall in (a loader worker would reach them much later)."""
+    import cv2
+
+    from depthda.cli import run
+    from train_fixtures import make_synthia
+
+    root = make_synthia(tmp_path / "synthia", count=12)
+    depths = sorted((root / "Depth" / "Depth").glob("*.png"))
+    img = cv2.imread(str(depths[3]), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(depths[3]), (img // 256).astype(np.uint8))  # 8-bit, as Pillow would save it
+    depths[7].write_bytes(b"not a png at all")
+    code = run(["train-stage1", "--data-root", str(root), "--out", str(tmp_path / "run"), "--preset", "small",
+                "--size", "64x192", "--steps", "1", "--batch-size", "2", "--num-workers", "0", "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 of 12 depth files are unusable; first: " in err[0] and depths[3].name in err[0]
+    assert "8-bit PNG" in err[0]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -237,6 +237,39 @@ def list_rgb(root: str | Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.png") if p.is_file())
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
+
+
+def depth_header_problem(path: Path) -> str | None:
+    """What is wrong with a depth file, from its PNG header alone (33 bytes), or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(33)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return "not a PNG file"
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    bits, colour = head[24], head[25]
+    if width == 0 or height == 0:
+        return "empty image"
+    if colour not in (0, 2):
+        return f"{_PNG_COLOUR_TYPES.get(colour, 'unknown')} PNG (SYNTHIA depth is 1 or 3 channels)"
+    if bits != 16:
+        return f"{bits}-bit PNG (SYNTHIA depth is 16-bit; was it saved through Pillow?)"
+    return None
+
+
+def check_depth_files(paths: list[Path]) -> None:
+    """Scan every depth file's header before training starts, so a bad file stops the run at
+    once with a count and the first path, not hours later in a loader worker."""
+    bad = [(p, problem) for p in paths if (problem := depth_header_problem(p)) is not None]
+    if bad:
+        path, problem = bad[0]
+        raise DepthdaError(f"{len(bad)} of {len(paths)} depth files are unusable; first: {path}: {problem}")
+
+
 class SynthiaDataset(Dataset):
     """SYNTHIA (RGB, metric depth) pairs for supervised stage-1 training.
 
@@ -272,6 +305,7 @@ class SynthiaDataset(Dataset):
         if not self.pairs:
             raise DepthdaError(f"the {split!r} split of {self.root} is empty ({len(all_pairs)} pairs, "
                                f"val_fraction {val_fraction})")
+        check_depth_files([depth for _, depth in all_pairs])
         self.split = split
         self.size = (int(size[0]), int(size[1]))
         self.augment = bool(augment) and split != "val"
