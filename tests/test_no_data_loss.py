@@ -164,3 +164,10 @@ def test_killed_predict_leaves_temporaries_that_the_next_run_removes(tmp_path, c
     assert run(["predict", str(SAMPLE), "-o", str(out_dir / "v.mp4"), "--depth-format", "npy", "--frames", "3",
                 "--checkpoint", str(ckpt)]) == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["v.mp4", "v_depth"]
+
+
+@pytest.mark.parametrize("target", ["/proc/depthda-out.png", "/proc/self/depthda/out.png"])
+def test_an_output_folder_that_cannot_be_written_is_one_line(target, ckpt, capsys):
+    # /proc refuses new files even to root, like a read-only folder does to a user
+    assert run(["predict", str(FRAME), "-o", target, "--checkpoint", str(ckpt)]) == 1
+    one_error_line(capsys, "/proc/")
