@@ -13,7 +13,7 @@ def format_result(r: dict) -> str:
              f"speedup {r['speedup_smoothed']:.2f}x",
              "stage ms/frame (busy time; pipeline stages overlap):"]
     for name in ("naive", "pipeline", "pipeline_smoothed"):
-        lines.append(f"  {name:9s}" + "  ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"][name].items()))
+        lines.append(f"  {name:18s}" + "  ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"][name].items()))
     f = r["flops_per_frame"]
     lines.append(f"FLOPs/frame: style {f['style'] / 1e9:.2f} G, depth {f['depth'] / 1e9:.2f} G; peak fp32 matmul "
                  f"{r['peak_matmul_flops'] / 1e9:.1f} GFLOP/s; model stage reaches "
