@@ -1,8 +1,5 @@
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,13 +8,8 @@ from safetensors.torch import load_file
 
 from depthda.cli import run
 from depthda.models.weights import load_exported
+from train_fixtures import depth_args as args
 from train_fixtures import make_synthia
-
-
-def args(data, out, steps, *extra):
-    return ["train-stage1", "--data-root", str(data), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "2", "--size", "64x192", "--preset", "small", "--num-workers", "0",
-            "--checkpoint-every", "100", "--val-every", "100", "--no-progress", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +92,6 @@ def test_eight_bit_depth_is_refused(synthia, tmp_path, capsys):
     code = run(args(bad, tmp_path / "run", 12))
     assert code == 1
     assert "8-bit" in capsys.readouterr().err
-
-
-def test_ddp_two_gloo_processes(synthia, tmp_path):
-    out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "depthda", *args(synthia, out, 3, "--device", "cpu")]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert res.returncode == 0, res.stderr[-2000:]
-    summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["world_size"] == 2
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert len(state["rng"]) == 2 and state["step"] == 3
-    load_exported(out)
 
 
 def test_ema_is_the_moving_average_of_the_steps_and_is_exported(synthia, tmp_path):

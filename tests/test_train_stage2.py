@@ -5,18 +5,12 @@ from safetensors.torch import load_file
 from depthda.cli import run
 from depthda.models.weights import load_exported
 from train_fixtures import make_synthia
+from train_fixtures import style_args as args
 
 
 @pytest.fixture(scope="module")
 def synthia(tmp_path_factory):
     return make_synthia(tmp_path_factory.mktemp("synthia"), count=6)
-
-
-def args(real, synthetic, out, steps, *extra):
-    real_args = [a for r in real for a in ("--real", str(r))]
-    return ["train-stage2", *real_args, "--synthetic", str(synthetic), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "1", "--size", "64x192", "--preset", "small", "--num-workers", "0",
-            "--checkpoint-every", "100", "--val-every", "100", "--no-progress", *extra]
 
 
 def test_trains_on_real_frames_resumes_exactly_and_exports(repo_data, test_data, synthia, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Tiny SYNTHIA-format datasets written in the exact on-disk format, for training tests."""
+"""Tiny SYNTHIA-format datasets written in the exact on-disk format, and the command lines of
+small, fast training runs, for the training tests."""
 
 from __future__ import annotations
 
@@ -28,3 +29,18 @@ def make_synthia(root: Path, count: int = 12, size=(64, 192), seed: int = 0) -> 
         rgb[int(h * 0.2):int(h * 0.8), x0:x0 + 40, 0] = np.uint8(255 - z * 7)
         write_synthia_sample(root, i, rgb, depth)
     return root
+
+
+def depth_args(data, out, steps, *extra) -> list[str]:
+    """`depthda train-stage1` on a tiny SYNTHIA folder: small networks, batch 2, no loader processes."""
+    return ["train-stage1", "--data-root", str(data), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "2", "--size", "64x192", "--preset", "small", "--num-workers", "0",
+            "--checkpoint-every", "100", "--val-every", "100", "--no-progress", *extra]
+
+
+def style_args(real, synthetic, out, steps, *extra) -> list[str]:
+    """`depthda train-stage2` between folders/videos of real frames and synthetic ones, as small as depth_args."""
+    real_args = [a for r in real for a in ("--real", str(r))]
+    return ["train-stage2", *real_args, "--synthetic", str(synthetic), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "1", "--size", "64x192", "--preset", "small", "--num-workers", "0",
+            "--checkpoint-every", "100", "--val-every", "100", "--no-progress", *extra]

@@ -1,5 +1,10 @@
 """Full training checkpoints: models, optimisers, scaler, step and every RNG state.
 
+The entries: "step"; "task" (Task.state_dict() of rank 0); "rng" (each rank's RNG states, by
+rank); "compat" (Task.compat()); "config"; "best" (the best validation so far, or None); and under
+torchrun, when the task keeps per-rank state, "rank_task" (rank r's Task.per_rank_state entries
+at index r - 1). `load_checkpoint` checks these before anything uses them.
+
 Written with torch.save to a temporary file and renamed, so a crash mid-write leaves the previous
 checkpoint intact. RNG states are stored as tensors and plain lists so the file loads with
 `weights_only=True` (no arbitrary unpickling even of our own files).
@@ -7,7 +12,9 @@ checkpoint intact. RNG states are stored as tensors and plain lists so the file 
 
 from __future__ import annotations
 
+import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +58,71 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+# What loading a malformed state raises: load_state_dict of a network, optimiser or pool, and the
+# RNG setters. A checkpoint is the user's file, so these are their error, not a bug of ours.
+STATE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line: the first line of its message, or its type when it has none."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"no entry {exc.args[0]!r}"  # str(KeyError) is only the quoted key
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]  # "Error(s) in loading state_dict for X:"
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
 def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint at `path`, refused in one line unless it is a readable depthda checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"no checkpoint to resume from: {path} does not exist")
+    if path.stat().st_size == 0:
+        raise DepthdaError(f"corrupt checkpoint {path}: the file is empty")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. about a foreign file's pickle protocol: the error says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise DepthdaError(f"corrupt or incompatible checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        raise DepthdaError(f"corrupt or incompatible checkpoint {path}: {_unreadable(exc)}") from None
+    _check_layout(path, state)
+    return state
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, pickle.UnpicklingError):
+        # The weights-only loader met something other than tensors and plain data (code to run, or
+        # junk). Its message opens with advice to load the file unsafely; the reason comes later.
+        lines = [line.strip() for line in str(exc).splitlines()]
+        reason = next((line for line in lines if line.startswith(("Trying to load", "Unsupported"))), None)
+        return "refused by the weights-only loader" + (f" ({reason.rstrip('.')})" if reason else "")
+    return describe(exc).split(". ")[0]  # miniz's first sentence is the reason; the rest is boilerplate
+
+
+def _check_layout(path: Path, state) -> None:
+    """The entries the Trainer reads before handing the rest to the task, with their types."""
+    def refuse(why: str):
+        raise DepthdaError(f"{path} is not a depthda training checkpoint: {why}")
+
+    if not isinstance(state, dict):
+        refuse(f"it holds a {type(state).__name__}, not a dict")
+    for key, kind in (("step", int), ("task", dict), ("rng", list), ("compat", dict)):
+        if key not in state:
+            refuse(f"it has no {key!r} entry")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            refuse(f"its {key!r} entry is a {type(state[key]).__name__}, not a {kind.__name__}")
+    if state["step"] < 0:
+        refuse(f"its step is {state['step']}")
+    if not state["rng"] or not all(isinstance(r, dict) for r in state["rng"]):
+        refuse("its 'rng' entry is not a list of random-number states")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, dict) and isinstance(best.get("score"), (int, float))
+                                 and isinstance(best.get("step"), int)):
+        refuse("its 'best' entry has no numeric score and step")
+    own = state.get("rank_task", [])
+    if not isinstance(own, list) or not all(isinstance(r, dict) for r in own):
+        refuse("its 'rank_task' entry is not a list of task states")
+    if own and len(own) != len(state["rng"]) - 1:
+        refuse(f"it has the per-rank state of {len(own) + 1} processes and random-number states of {len(state['rng'])}")

@@ -36,6 +36,7 @@ class DepthTask:
     wrapper) and `critic` (never wrapped: see distributed.average_gradients)."""
 
     name = "stage1"
+    per_rank_state = ()
 
     def __init__(self, cfg: DepthConfig):
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
@@ -69,6 +70,9 @@ class DepthTask:
         fp16 = amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_c = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "critic": self.critic, **({"ema": self.ema} if self.ema is not None else {})}
 
     def train_dataset(self) -> Dataset:
         return self.train_set
@@ -104,6 +108,10 @@ class DepthTask:
                 loss_c = w_fake - w_real + cfg.gp_weight * gp
                 self.opt_c.zero_grad(set_to_none=True)
                 self.scaler_c.scale(loss_c).backward()
+                # The critic is not DDP-wrapped: DDP's reducer does not support the double backward
+                # of the gradient penalty. Averaging its gradients over the ranks here is what DDP
+                # would do; with the same starting weights (the Trainer broadcasts rank 0's) and
+                # the same averaged gradients, every rank's critic and its Adam state stay equal.
                 average_gradients(self.critic, self.dist)
                 self.scaler_c.step(self.opt_c)
                 self.scaler_c.update()

@@ -66,17 +66,53 @@ def average_gradients(model: nn.Module, info: DistInfo) -> None:
     """
     if not info.enabled:
         return
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
+
+    def average(flat: torch.Tensor) -> None:
+        dist.all_reduce(flat)
+        flat /= info.world_size
+
+    _coalesced([p.grad for p in model.parameters() if p.grad is not None], average)
+
+
+@torch.no_grad()
+def broadcast_from_main(model: nn.Module, info: DistInfo, buffers_only: bool = False) -> None:
+    """Give every rank rank 0's parameters and buffers (or its buffers only).
+
+    What DDP does when it wraps a network, for every network: those it cannot wrap (the critic)
+    are otherwise initialised differently on each rank. After a step, buffers such as batch-norm
+    running statistics have been updated from each rank's own batch; DDP overwrites them with rank
+    0's at the next forward, and doing it at once keeps every rank's state, and the moving average
+    of it, identical to rank 0's, which is what a checkpoint saves and a resume loads everywhere.
+    """
+    if not info.enabled:
         return
-    flat = torch.cat([g.flatten() for g in grads])
-    dist.all_reduce(flat)
-    flat /= info.world_size
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset:offset + n].view_as(g))
-        offset += n
+    tensors = [*([] if buffers_only else model.parameters()), *model.buffers()]
+    _coalesced(tensors, lambda flat: dist.broadcast(flat, src=0))
+
+
+def _coalesced(tensors: list[torch.Tensor], collective) -> None:
+    """Run `collective` in place on one flat tensor per dtype and copy the result back into
+    `tensors`: one message per dtype instead of one per tensor."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = torch.cat([t.flatten() for t in group])
+        collective(flat)
+        offset = 0
+        for t in group:
+            n = t.numel()
+            t.copy_(flat[offset:offset + n].view_as(t))
+            offset += n
+
+
+def gather_to_main(obj, info: DistInfo) -> list | None:
+    """Every rank's `obj` as a list by rank on rank 0, None on the others; [obj] in one process."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
 
 
 def barrier(info: DistInfo) -> None:

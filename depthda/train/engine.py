@@ -6,6 +6,11 @@ rest identically for both: torchrun/DDP, reproducible data order, mixed precisio
 checkpoints with every RNG state (so `--resume` continues exactly), the exported
 `model.safetensors` + `config.json`, the best weights by validation, TensorBoard, and a progress
 bar that separates waiting for data from computing.
+
+Under torchrun every rank holds the same networks and optimiser states at every step boundary
+(rank 0's: see `Task.networks`), while data, random numbers and the state a task names in
+`Task.per_rank_state` are each rank's own; a checkpoint holds the shared state once and the
+per-rank state of every rank, so a resumed run continues as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import json
 import os
 import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -24,10 +31,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from depthda.errors import DepthdaError
 from depthda.models.weights import save_exported
-from depthda.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from depthda.train.checkpoint import (CHECKPOINT_NAME, STATE_ERRORS, describe, load_checkpoint, rng_state,
+                                      save_checkpoint, set_rng_state)
 from depthda.train.config import TrainConfig, config_to_dict
-from depthda.train.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
-from depthda.train.sampler import StreamDataset, StreamSampler
+from depthda.train.distributed import (DistInfo, barrier, broadcast_from_main, gather_to_main, init_distributed,
+                                       shutdown_distributed)
+from depthda.train.sampler import FailedSample, StreamDataset, StreamSampler, collate
 from depthda.utils.device import autocast_dtype
 from depthda.utils.fsio import write_text_atomic
 
@@ -39,10 +48,24 @@ class Task(Protocol):
     name: str
     """Label of the progress bar ("stage1", "stage2": the paper's names, as in the CLI commands)."""
 
+    per_rank_state: tuple[str, ...]
+    """Entries of `state_dict()` each torchrun process keeps for itself (the style task's image
+    pools of its own fakes); the checkpoint holds them for every rank. Everything else in
+    `state_dict()` is identical on all ranks."""
+
     def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None:
         """Create networks, optimisers and scalers on `device`. Called once, after the Trainer has
         seeded every RNG, so initial weights are a function of the seed; `amp_dtype` is the
         autocast dtype (None: fp32)."""
+        ...
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network the task builds, by name, unwrapped (no DDP), moving averages included.
+
+        Under torchrun the Trainer gives every rank rank 0's parameters and buffers after `build`
+        (DDP does so for the networks it wraps; a network it cannot wrap would otherwise start
+        differently on each rank) and rank 0's buffers after every step (see
+        distributed.broadcast_from_main)."""
         ...
 
     def train_dataset(self) -> Dataset:
@@ -105,9 +128,10 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _worker_init(_):
-    import cv2
+def _worker_init(_, cv2_log_level: int):
     cv2.setNumThreads(0)       # each loader worker is one process; OpenCV's own threads would oversubscribe
+    # The main process's: a worker started by spawn or forkserver does not inherit it.
+    cv2.utils.logging.setLogLevel(cv2_log_level)
     torch.set_num_threads(1)
 
 
@@ -129,12 +153,13 @@ class Trainer:
         ckpt = self.out / CHECKPOINT_NAME
         if self.resume:
             state = load_checkpoint(ckpt)
-            want, have = self.task.compat(), state.get("compat", {})
-            diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+            want, have = self.task.compat(), state["compat"]
+            diff = {k: v for k, v in want.items() if have.get(k) != v}
             if diff:
-                k, (old, new) = next(iter(diff.items()))
-                raise DepthdaError(f"cannot resume {ckpt}: it was trained with {k}={old}, this run asks for {k}={new}")
-            if state.get("step", 0) >= self.cfg.steps:
+                k, new = next(iter(diff.items()))
+                old = f"it was trained with {k}={have[k]}" if k in have else f"it does not record its {k}"
+                raise DepthdaError(f"cannot resume {ckpt}: {old}, this run asks for {k}={new}")
+            if state["step"] >= self.cfg.steps:
                 raise DepthdaError(f"{ckpt} is already at step {state['step']}; ask for more --steps to continue")
             return state
         if ckpt.exists():
@@ -161,14 +186,13 @@ class Trainer:
         state = self._check_run_folder()
         self._seed(dist.rank)
         task.build(device, dist, autocast_dtype(device, cfg.amp))
+        networks = task.networks().values()
+        for net in networks:
+            broadcast_from_main(net, dist)
         start, best = 0, None
         if state is not None:
-            task.load_state_dict(state["task"])
-            rngs = state["rng"]
-            if len(rngs) != dist.world_size:
-                raise DepthdaError(f"cannot resume: the checkpoint was written by {len(rngs)} processes, this run has {dist.world_size}")
-            set_rng_state(rngs[dist.rank])
-            start, best = int(state["step"]), state.get("best")
+            self._restore(state, dist)
+            start, best = state["step"], state.get("best")
 
         dataset = task.train_dataset()
         if len(dataset) < cfg.batch_size:
@@ -179,7 +203,8 @@ class Trainer:
             # More loader processes than CPUs only adds contention (and a PyTorch warning); the data
             # order and augmentation do not depend on the worker count.
             num_workers=min(cfg.num_workers, usable_cpus()), pin_memory=device.type == "cuda", drop_last=True,
-            worker_init_fn=_worker_init, persistent_workers=False,
+            collate_fn=collate, worker_init_fn=partial(_worker_init, cv2_log_level=cv2.utils.logging.getLogLevel()),
+            persistent_workers=False,
             # Its own generator: starting an iterator would otherwise draw from the global RNG and
             # shift every later random number of a resumed run.
             generator=torch.Generator().manual_seed(cfg.seed))
@@ -206,9 +231,13 @@ class Trainer:
             end = cfg.steps if cfg.stop_at is None else min(cfg.steps, max(start + 1, cfg.stop_at))
             for step in range(start, end):
                 batch = next(it)
+                if isinstance(batch, FailedSample):
+                    raise DepthdaError(batch.message)
                 t_data = time.perf_counter()
                 batch = _to_device(batch, device)
                 logs = task.train_step(batch, step)
+                for net in networks:
+                    broadcast_from_main(net, dist, buffers_only=True)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 t_done = time.perf_counter()
@@ -275,15 +304,35 @@ class Trainer:
             postfix["data%"] = f"{100 * wait_ms / max(1e-9, wait_ms + compute_ms):.0f}"
             bar.set_postfix(postfix)
 
+    def _restore(self, state: dict, dist: DistInfo) -> None:
+        """Load a checkpoint into the built task and this rank's RNGs; any part that does not fit
+        is refused in one line (nothing has been written to the run folder yet)."""
+        ckpt = self.out / CHECKPOINT_NAME
+        rngs, own = state["rng"], state.get("rank_task")
+        if len(rngs) != dist.world_size:
+            raise DepthdaError(f"cannot resume: the checkpoint was written by {len(rngs)} processes, this run has {dist.world_size}")
+        task_state = state["task"]
+        if own and dist.rank > 0:
+            task_state = {**task_state, **own[dist.rank - 1]}
+        try:
+            self.task.load_state_dict(task_state)
+        except STATE_ERRORS as exc:
+            raise DepthdaError(f"cannot resume {ckpt}: its saved networks and optimisers do not fit this run "
+                               f"({describe(exc)})") from None
+        try:
+            set_rng_state(rngs[dist.rank])
+        except STATE_ERRORS as exc:
+            raise DepthdaError(f"cannot resume {ckpt}: its random-number state is damaged ({describe(exc)})") from None
+
     def _save(self, dist: DistInfo, done: int, best) -> None:
-        rngs = [rng_state()]
-        if dist.enabled:
-            import torch.distributed as tdist
-            rngs = [None] * dist.world_size
-            tdist.all_gather_object(rngs, rng_state())
+        task_state = self.task.state_dict()
+        ranks = gather_to_main({"rng": rng_state(), "task": {k: task_state[k] for k in self.task.per_rank_state}}, dist)
         if dist.is_main:
-            state = {"step": done, "task": self.task.state_dict(), "rng": rngs, "compat": self.task.compat(),
+            state = {"step": done, "task": task_state, "rng": [r["rng"] for r in ranks], "compat": self.task.compat(),
                      "config": config_to_dict(self.cfg), "best": best}
+            if dist.enabled and self.task.per_rank_state:
+                # Rank 0's own entries are in "task" already; rank r's are rank_task[r - 1].
+                state["rank_task"] = [r["task"] for r in ranks[1:]]
             save_checkpoint(self.out / CHECKPOINT_NAME, state)
             save_exported(self.out, self.task.export_model(), {**self.task.export_config(), "step": done})
         barrier(dist)

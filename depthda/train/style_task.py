@@ -34,6 +34,8 @@ class StyleTask:
     step calls, the network's DDP wrapper under torchrun and the network itself otherwise."""
 
     name = "stage2"
+    # Under torchrun each rank's pools hold the fakes of its own batches, as one process's would.
+    per_rank_state = ("pool_a", "pool_b")
 
     def __init__(self, cfg: StyleConfig):
         from depthda.data.unpaired import UnpairedDataset  # validates both domains before any model is built
@@ -69,6 +71,9 @@ class StyleTask:
         self.pool_b = ImagePool(cfg.pool_size, generator=torch.Generator().manual_seed(cfg.seed * 7919 + 17 + dist.rank))
         fp16 = amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
 
     def train_dataset(self) -> Dataset:
         return self.data
