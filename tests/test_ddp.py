@@ -30,7 +30,11 @@ STEPS, STOP = 4, 2
 
 def torchrun(argv: list[str], dumps: Path) -> None:
     """`depthda <argv>` in 2 gloo processes on CPU; each rank dumps its state at every checkpoint."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # This file runs as a script in each rank and imports train_fixtures beside it; Python puts a
+    # script's folder on sys.path only without PYTHONSAFEPATH (which CI sets), so say it outright.
+    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            __file__, str(dumps), *argv, "--device", "cpu"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -91,19 +91,42 @@ def consecutive_runs(frames: list[KittiFrame]) -> list[range]:
     return runs
 
 
+def calibrated_focals(frames: list[KittiFrame], data_root: str | Path) -> list[float | None]:
+    """Each frame's focal length in pixels, P_rect_0c[0, 0] of its drive's calib_cam_to_cam.txt
+    (None where the file is missing)."""
+    from depthda.infer.predict import focal_from_calib
+
+    root, cache = Path(data_root), {}
+    for frame in frames:
+        key = (frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera)
+        if key not in cache:
+            cache[key] = focal_from_calib(*key) if key[0].is_file() else None
+    return [cache[(frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera)] for frame in frames]
+
+
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
                       use_style: bool = True, focal_px: float | None = None,
-                      smooth_runs: list[range] | None = None) -> Callable[[int], np.ndarray]:
-    """Depth of frame i by the pipeline; with `smooth_runs`, each run of consecutive frames goes
-    through the temporal filter as a video would (all computed up front, in order)."""
+                      smooth_runs: list[range] | None = None,
+                      focals: list[float | None] | None = None) -> Callable[[int], np.ndarray]:
+    """Depth of frame i by the pipeline, in metres for frame i's camera: `focal_px` for every
+    frame, else `focals[i]` (from the calibration), else the training camera's field of view.
+    With `smooth_runs`, each run of consecutive frames goes through the temporal filter as a
+    video would (all computed up front, in order)."""
     from depthda.infer.pipeline import DepthPipeline  # torch models load only when a model is evaluated
 
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style)
+    if focal_px is None and pipe.train_focal_px is None:
+        focals = None  # a model that records no training focal cannot be rescaled: metric as it is
+
+    def focal(i: int) -> float | None:
+        return focal_px if focal_px is not None else (focals[i] if focals else None)
+
     if smooth_runs is None:
-        return lambda i: pipe(get_image(i), focal_px=focal_px) if focal_px else pipe(get_image(i))
+        return lambda i: pipe(get_image(i), focal_px=focal(i))
     smoothed = {}
     for run in smooth_runs:
-        smoothed.update(zip(run, pipe.predict_sequence((get_image(i) for i in run), focal_px=focal_px)))
+        # one camera per run: consecutive frames of one drive and camera share a calibration
+        smoothed.update(zip(run, pipe.predict_sequence((get_image(i) for i in run), focal_px=focal(run[0]))))
     return smoothed.__getitem__
 
 
@@ -156,7 +179,8 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
             raise DepthdaError(f"unknown baseline {baseline!r} (use {', '.join(BASELINES)})")
         get_pred = lambda i: BASELINES[baseline](get_gt(i).shape)  # noqa: E731
     else:
-        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px, smooth_runs=runs)
+        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px, smooth_runs=runs,
+                                     focals=calibrated_focals(frames, data_root) if focal_px is None else None)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
     names = [str(f) for f in frames]
     result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None)
