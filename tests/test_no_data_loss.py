@@ -25,14 +25,19 @@ def one_error_line(capsys, needle: str):
     assert len(err) == 1 and err[0].startswith("depthda: error: ") and needle in err[0], err
 
 
+def folder_with(parent: Path, name: str, source: Path, filename: str) -> Path:
+    folder = parent / name
+    folder.mkdir()
+    shutil.copy(source, folder / filename)
+    return folder
+
+
 def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_depth_side_output_never_overwrites_the_input_image(tmp_path, ckpt, capsys):
-    d = tmp_path / "dir"
-    d.mkdir()
-    shutil.copy(FRAME, d / "a_depth.png")
+    d = folder_with(tmp_path, "dir", FRAME, "a_depth.png")
     before = snapshot(d)
     assert run(["predict", str(d / "a_depth.png"), "-o", str(d / "a.png"), "--depth-format", "png16",
                 "--checkpoint", str(ckpt)]) == 1
@@ -41,8 +46,7 @@ def test_depth_side_output_never_overwrites_the_input_image(tmp_path, ckpt, caps
 
 
 def test_depth_side_folder_never_replaces_the_folder_holding_the_input_video(tmp_path, ckpt, capsys):
-    (tmp_path / "v_depth").mkdir()
-    shutil.copy(SAMPLE, tmp_path / "v_depth" / "in.mp4")
+    folder_with(tmp_path, "v_depth", SAMPLE, "in.mp4")
     before = snapshot(tmp_path)
     assert run(["predict", str(tmp_path / "v_depth" / "in.mp4"), "-o", str(tmp_path / "v.mp4"),
                 "--depth-format", "npy", "--checkpoint", str(ckpt)]) == 1
@@ -51,9 +55,7 @@ def test_depth_side_folder_never_replaces_the_folder_holding_the_input_video(tmp
 
 
 def test_folder_outputs_never_alias_the_input_folder(tmp_path, ckpt, capsys):
-    src = tmp_path / "x_depth"
-    src.mkdir()
-    shutil.copy(FRAME, src / "f.png")
+    src = folder_with(tmp_path, "x_depth", FRAME, "f.png")
     before = snapshot(tmp_path)
     # the depth side folder of output "x" is "x_depth": the input itself
     assert run(["predict", str(src), "-o", str(tmp_path / "x"), "--depth-format", "npy", "--checkpoint", str(ckpt)]) == 1
@@ -66,9 +68,7 @@ def test_folder_outputs_never_alias_the_input_folder(tmp_path, ckpt, capsys):
 
 
 def test_folder_output_is_replaced_whole_and_foreign_files_are_protected(tmp_path, ckpt, capsys):
-    src = tmp_path / "in"
-    src.mkdir()
-    shutil.copy(FRAME, src / "f.png")
+    src = folder_with(tmp_path, "in", FRAME, "f.png")
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.png").write_bytes(b"from an earlier run")
