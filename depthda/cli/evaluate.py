@@ -12,7 +12,7 @@ import typer
 
 from depthda.data.kitti import GT_KINDS
 from depthda.eval.baselines import BASELINES
-from depthda.eval.protocol import CROPS, SCALINGS, EvalProtocol
+from depthda.eval.protocol import CROPS, PROTOCOLS, SCALINGS, named_protocol
 from depthda.paths import SPLIT_NAMES
 
 eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True,
@@ -29,6 +29,7 @@ Split = _choices("Split", SPLIT_NAMES)
 GroundTruth = _choices("GroundTruth", GT_KINDS)
 Baseline = _choices("Baseline", BASELINES)
 Crop = _choices("Crop", CROPS)
+Protocol = _choices("Protocol", PROTOCOLS)
 Scaling = _choices("Scaling", SCALINGS)
 
 
@@ -46,9 +47,13 @@ def kitti(
     no_style: bool = typer.Option(False, "--no-style", help="With --checkpoint: skip the style stage."),
     focal: Optional[float] = typer.Option(None, help="With --checkpoint: scale depth by focal length (px)."),
     device: str = typer.Option("auto", help="With --checkpoint: auto, cpu, cuda or cuda:N."),
-    crop: Crop = typer.Option(Crop.garg, help="Evaluation crop (garg is the literature's default)."),
-    min_depth: float = typer.Option(1e-3, help="Ground truth at or below is ignored; predictions clamped."),
-    max_depth: float = typer.Option(80.0, help="Ground truth at or above is ignored; predictions clamped."),
+    protocol_name: Protocol = typer.Option(
+        Protocol.garg, "--protocol",
+        help="garg: Eigen-split tables (Garg crop, ground truth in range); eigen-benchmark: improved-ground-truth "
+             "tables (no crop, all ground truth > 0, predictions still clamped)."),
+    crop: Optional[Crop] = typer.Option(None, help="Evaluation crop (default: the protocol's)."),
+    min_depth: float = typer.Option(1e-3, help="Predictions clamped to at least this; with garg, ground truth at or below is ignored."),
+    max_depth: float = typer.Option(80.0, help="Predictions clamped to at most this; with garg, ground truth at or above is ignored."),
     scaling: Scaling = typer.Option(Scaling.none, help="median: scale each prediction by median(gt)/median(pred)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics, protocol and frame count."),
     per_frame_csv: Optional[Path] = typer.Option(None, help="Write per-frame metrics as CSV."),
@@ -58,7 +63,8 @@ def kitti(
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
     from depthda.eval.kitti import evaluate_kitti, write_reports
 
-    protocol = EvalProtocol(crop=crop.value, min_depth=min_depth, max_depth=max_depth, scaling=scaling.value)
+    protocol = named_protocol(protocol_name.value, crop=crop.value if crop else None, min_depth=min_depth,
+                              max_depth=max_depth, scaling=scaling.value)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = evaluate_kitti(

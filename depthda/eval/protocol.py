@@ -1,9 +1,15 @@
-"""KITTI depth evaluation with the protocol of the published Eigen-split tables.
+"""KITTI depth evaluation with the protocols of the published Eigen-split tables.
 
 For each frame: crop (Garg et al. 2016 by default), keep ground truth inside
 (min_depth, max_depth), optionally scale the prediction by median(gt)/median(pred), clamp the
 prediction into [min_depth, max_depth], then compute the metrics of depthda.eval.metrics over the
 remaining pixels. Frames are averaged with equal weight.
+
+Two published conventions by name (PROTOCOLS), as monodepth2's evaluation applies them:
+  garg             the Eigen split's tables: Garg crop, ground truth inside (min, max) only;
+  eigen-benchmark  the "improved ground truth" tables (652 frames with KITTI's annotated depth):
+                   no crop, every ground-truth pixel > 0 counts (also beyond max_depth), while
+                   predictions are still clamped into [min_depth, max_depth].
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class EvalProtocol:
     min_depth: float = 1e-3
     max_depth: float = 80.0
     scaling: str = "none"
+    gt_in_range_only: bool = True   # False: every ground-truth pixel > 0 counts (eigen-benchmark)
+    name: str = "garg"
 
     def __post_init__(self):
         if self.crop not in CROPS:
@@ -45,8 +53,23 @@ class EvalProtocol:
             raise DepthdaError(f"need 0 <= min-depth < max-depth, got {self.min_depth} and {self.max_depth}")
 
     def describe(self) -> str:
-        return (f"crop={self.crop}, depth range ({self.min_depth:g}, {self.max_depth:g}) m, "
-                f"scaling={self.scaling}, metrics averaged per image")
+        gt = "ground truth inside the range" if self.gt_in_range_only else "all ground truth > 0"
+        return (f"protocol={self.name}: crop={self.crop}, {gt}, predictions clamped to ({self.min_depth:g}, "
+                f"{self.max_depth:g}) m, scaling={self.scaling}, metrics averaged per image")
+
+
+# The published conventions by name: crop and ground-truth masking (the rest stays adjustable).
+PROTOCOLS = {
+    "garg": dict(crop="garg", gt_in_range_only=True),
+    "eigen-benchmark": dict(crop="none", gt_in_range_only=False),
+}
+
+
+def named_protocol(name: str, **overrides) -> EvalProtocol:
+    """A published protocol by name; `overrides` (crop, min/max depth, scaling) set what differs."""
+    if name not in PROTOCOLS:
+        raise DepthdaError(f"unknown protocol {name!r} (use {', '.join(PROTOCOLS)})")
+    return EvalProtocol(**{**PROTOCOLS[name], **{k: v for k, v in overrides.items() if v is not None}}, name=name)
 
 
 def crop_mask(shape: tuple[int, int], crop: str) -> np.ndarray:
@@ -83,7 +106,11 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol,
                    keep_pixels: bool = False) -> FrameResult | None:
     """Metrics of one frame, or None when no ground-truth pixel survives crop and range."""
     pred = resize_prediction(pred, gt.shape)
-    mask = (gt > protocol.min_depth) & (gt < protocol.max_depth) & crop_mask(gt.shape, protocol.crop)
+    if protocol.gt_in_range_only:
+        mask = (gt > protocol.min_depth) & (gt < protocol.max_depth)
+    else:
+        mask = gt > 0
+    mask &= crop_mask(gt.shape, protocol.crop)
     if not mask.any():
         return None
     gt_valid, pred_valid = gt[mask].astype(np.float64), pred[mask].astype(np.float64)
