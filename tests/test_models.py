@@ -81,3 +81,22 @@ def test_export_round_trip_and_mismatch(tmp_path):
         load_exported(tmp_path / "run")
     with pytest.raises(DepthdaError, match="model folder not found"):
         load_exported(tmp_path / "nope")
+
+
+def test_depth_head_runs_in_fp32_under_autocast():
+    """Under bf16 autocast the U-Net's last conv and tanh still run in fp32 (issue: bf16 quantises
+    the tanh log-depth head into ~1 % depth steps far away)."""
+    from depthda.models.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(base=8, levels=3, upsample="bilinear", dropout=False).eval()
+    x = torch.rand(1, 3, 32, 64) * 2 - 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x)
+        inner = net.downs[0](x)
+    assert inner.dtype == torch.bfloat16          # autocast is on for the body...
+    assert y.dtype == torch.float32               # ...but the head's output is fp32
+    assert (y.to(torch.bfloat16).float() != y).any()  # values finer than bf16 can hold
+    with torch.no_grad():
+        plain = net(x)
+    assert (y - plain).abs().max() < 0.05         # same network, only the body's rounding differs

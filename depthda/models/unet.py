@@ -108,4 +108,7 @@ class UNet(nn.Module):
         x = skips.pop()
         for up in self.ups:
             x = torch.cat([up(x), skips.pop()], dim=1)
-        return self.head(x)
+        # The head runs in fp32 even under autocast: a bf16 tanh output has an 8-bit mantissa, which
+        # quantises log depth into ~1 % depth steps beyond ~22 m (DepthParam maps it to metres).
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(x.float())
