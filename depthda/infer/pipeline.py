@@ -55,6 +55,7 @@ from torch import nn
 from depthda.errors import DepthdaError
 from depthda.infer.fast import prepare_cpu_process, speed_up
 from depthda.infer.temporal import TemporalFilter
+from depthda.models.batch_norm import per_image_batch_norm
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import to_signed_unit
 from depthda.models.weights import load_exported
@@ -124,6 +125,8 @@ class DepthPipeline(nn.Module):
         depth_model, depth_config = load_exported(depth, "cpu")
         if depth_config.get("kind", "depth") != "depth":
             raise DepthdaError(f"{Path(depth) / 'config.json'} describes a {depth_config.get('kind')} model, not a depth model")
+        if depth_config.get("batch_norm") == "per_image":  # see depthda.models.batch_norm
+            per_image_batch_norm(depth_model)
         style_model, style_config = None, None
         if use_style:
             style_model, style_config = load_exported(style, "cpu")

@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.models.batch_norm import BATCH_NORM_MODES
 from depthda.models.depth_param import DepthParam
 
 # Per architecture: argument → (type, lowest, highest) or a tuple of allowed values. The ranges
@@ -84,6 +85,8 @@ def check_config(config, source: str) -> dict:
         focal = config["focal_px"]
         if isinstance(focal, bool) or not isinstance(focal, (int, float)) or not (math.isfinite(focal) and focal > 0):
             raise _fail(source, f"focal_px must be a positive number of pixels (or null), got {focal!r}")
+    if config.get("batch_norm") is not None and config["batch_norm"] not in BATCH_NORM_MODES:
+        raise _fail(source, f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {config['batch_norm']!r}")
     if "depth_param" in config:
         try:
             DepthParam.from_dict(config["depth_param"])
