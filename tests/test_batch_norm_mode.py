@@ -13,15 +13,20 @@ from depthda.infer.pipeline import DepthPipeline
 from depthda.models.weights import load_exported
 
 
-@pytest.fixture
-def per_image_ckpt(tmp_path, ckpt):
+def with_batch_norm(tmp_path, ckpt, mode: str):
+    """A copy of the checkpoint whose depth config asks for batch-norm mode `mode`."""
     dst = tmp_path / "ckpt"
     shutil.copytree(ckpt, dst)
     path = dst / "depth" / "config.json"
     config = json.loads(path.read_text())
-    config["batch_norm"] = "per_image"
+    config["batch_norm"] = mode
     path.write_text(json.dumps(config))
     return dst
+
+
+@pytest.fixture
+def per_image_ckpt(tmp_path, ckpt):
+    return with_batch_norm(tmp_path, ckpt, "per_image")
 
 
 def test_per_image_mode_is_batch_norm_in_training_mode_on_one_image(per_image_ckpt, ckpt):
@@ -43,11 +48,6 @@ def test_per_image_mode_is_batch_norm_in_training_mode_on_one_image(per_image_ck
 
 
 def test_unknown_batch_norm_mode_is_refused(tmp_path, ckpt):
-    dst = tmp_path / "ckpt"
-    shutil.copytree(ckpt, dst)
-    path = dst / "depth" / "config.json"
-    config = json.loads(path.read_text())
-    config["batch_norm"] = "sometimes"
-    path.write_text(json.dumps(config))
+    dst = with_batch_norm(tmp_path, ckpt, "sometimes")
     with pytest.raises(DepthdaError, match="batch_norm must be one of running, per_image"):
         DepthPipeline.from_checkpoint(dst, device="cpu")
