@@ -102,12 +102,12 @@ def test_every_rank_holds_rank_0s_networks_and_optimisers(task):
     final = torch.load(root / "straight" / "checkpoint.pt", weights_only=True)
     for step in range(1, STEPS + 1):
         rank0, rank1 = (torch.load(dumps / f"rank{r}_step{step}.pt", weights_only=True) for r in (0, 1))
-        assert_same(rank0["shared"], rank1["shared"], f"step {step}")
+        assert_same(rank0["common"], rank1["common"], f"step {step}")
         # The image pools (style task) are each rank's own: different data, different fakes.
         for name in rank0["per_rank"]:
             assert not torch.equal(rank0["per_rank"][name]["images"], rank1["per_rank"][name]["images"])
     saved = {k: v for k, v in final["task"].items() if k not in rank0["per_rank"]}
-    assert_same(saved, rank0["shared"], "checkpoint")
+    assert_same(saved, rank0["common"], "checkpoint")
     # Rank 1's own state is in the checkpoint too, for an exact resume.
     assert_same(final.get("rank_task", [{}])[0], rank1["per_rank"], "rank_task")
     assert len(final["rng"]) == 2 and final["step"] == STEPS
@@ -146,7 +146,7 @@ if __name__ == "__main__":
     def save_and_dump(self, dist, done, best):
         save(self, dist, done, best)
         state = self.task.state_dict()
-        mine = {"shared": {k: v for k, v in state.items() if k not in self.task.per_rank_state},
+        mine = {"common": {k: v for k, v in state.items() if k not in self.task.per_rank_state},
                 "per_rank": {k: state[k] for k in self.task.per_rank_state}}
         torch.save(mine, dumps / f"rank{dist.rank}_step{done}.pt")
 
