@@ -40,9 +40,13 @@ def signals_deferred() -> Iterator[None]:
 
 # Temporaries are named `.<target name>.depthda-<pid>-<random><suffix>`: hidden, beside their
 # target (a rename never crosses file systems), and traceable to the process that made them, so
-# the next write of the same target removes those whose process is dead (killed runs, power loss).
+# a later process writing into the same folder removes those whose process is dead (killed runs,
+# power loss). Each process sweeps a folder once: stale temporaries only come from processes that
+# ended, and rescanning a folder for every file written into it (a synth dataset, an image
+# folder's output) would cost time growing with the square of the file count.
 _TMP_TAG = "depthda-"
-_TMP_PID = re.compile(re.escape(_TMP_TAG) + r"(\d+)-")
+_STALE = re.compile(r"\..+?\." + re.escape(_TMP_TAG) + r"(\d+)-")
+_SWEPT: set[Path] = set()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -56,15 +60,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete temporaries of `path` left by processes that no longer exist; returns what went."""
+    """Delete the temporaries beside `path` (in its folder, of any target) left by processes that
+    no longer exist; returns what went."""
     removed = []
-    prefix = f".{path.name}.{_TMP_TAG}"
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
-            if not entry.name.startswith(prefix):
+            match = _STALE.match(entry.name)
+            if match is None:
                 continue
-            match = _TMP_PID.match(entry.name, len(f".{path.name}."))
-            if match is None or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+            pid = int(match.group(1))
+            if pid == os.getpid() or _pid_alive(pid):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -73,6 +78,13 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
                     entry.unlink()
             removed.append(entry)
     return removed
+
+
+def _sweep_once(path: Path) -> None:
+    folder = path.parent.resolve()
+    if folder not in _SWEPT:
+        remove_stale_temporaries(path)
+        _SWEPT.add(folder)
 
 
 def _tmp_prefix(path: Path) -> str:
@@ -89,7 +101,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    _sweep_once(path)
     tmp = None
     try:
         with signals_deferred():  # no Ctrl-C between creating the file and knowing its name
@@ -142,7 +154,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it replaces `path` whole, and only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    _sweep_once(path)
     tmp = None
     try:
         with signals_deferred():
