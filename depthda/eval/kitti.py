@@ -96,12 +96,13 @@ def calibrated_focals(frames: list[KittiFrame], data_root: str | Path) -> list[f
     (None where the file is missing)."""
     from depthda.infer.predict import focal_from_calib
 
-    root, cache = Path(data_root), {}
+    root, cache, focals = Path(data_root), {}, []
     for frame in frames:
         key = (frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera)
         if key not in cache:
             cache[key] = focal_from_calib(*key) if key[0].is_file() else None
-    return [cache[(frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera)] for frame in frames]
+        focals.append(cache[key])
+    return focals
 
 
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
