@@ -59,6 +59,10 @@ def kitti(
     per_frame_csv: Optional[Path] = typer.Option(None, help="Write per-frame metrics as CSV."),
     plots: Optional[Path] = typer.Option(None, help="Folder for error-by-distance and worst-frame plots."),
     smooth: bool = typer.Option(False, "--smooth", help="With --checkpoint: consecutive frames go through predict's temporal filter."),
+    breakdown: bool = typer.Option(
+        False, "--breakdown", help="Also the metrics over road-like and obstacle pixels (truth nearer than 0.8x "
+                                   "a flat road's depth at the pixel, for the frame's calibration)."),
+    camera_height: float = typer.Option(1.65, help="With --breakdown: camera height above the flat road (m)."),
 ) -> None:
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
     from depthda.eval.kitti import evaluate_kitti, write_reports
@@ -71,7 +75,8 @@ def kitti(
             data_root=data_root, split=split.value, split_file=split_file, gt=gt.value if gt else None, gt_file=gt_file,
             predictions=predictions, checkpoint=checkpoint,
             baseline=baseline.value if baseline else None, protocol=protocol, use_style=not no_style,
-            device=device, focal_px=focal, plots=plots, smooth=smooth)
+            device=device, focal_px=focal, plots=plots, smooth=smooth, breakdown=breakdown,
+            camera_height_m=camera_height)
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(result.table())

@@ -15,10 +15,11 @@ from tqdm import tqdm
 
 from depthda import paths
 from depthda.data.gt_file import GroundTruthFile
-from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_split,
-                                required_files)
+from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_calib_file,
+                                read_split, required_files)
 from depthda.errors import DepthdaError
 from depthda.eval.baselines import BASELINES
+from depthda.eval.breakdown import CAMERA_HEIGHT_M, FlatRoad, describe, region_masks
 from depthda.eval.metrics import METRIC_NAMES
 from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
 from depthda.utils.fsio import write_text_atomic
@@ -91,18 +92,34 @@ def consecutive_runs(frames: list[KittiFrame]) -> list[range]:
     return runs
 
 
-def calibrated_focals(frames: list[KittiFrame], data_root: str | Path) -> list[float | None]:
-    """Each frame's focal length in pixels, P_rect_0c[0, 0] of its drive's calib_cam_to_cam.txt
-    (None where the file is missing)."""
-    from depthda.infer.predict import focal_from_calib
-
-    root, cache, focals = Path(data_root), {}, []
+def calibrated_cameras(frames: list[KittiFrame], data_root: str | Path | None) -> list[tuple[float, float] | None]:
+    """Each frame's (focal length, principal row) in pixels, P_rect_0c[0, 0] and [1, 2] of its
+    drive's calib_cam_to_cam.txt (None where there is no such file)."""
+    root, cache, cameras = Path(data_root) if data_root is not None else None, {}, []
     for frame in frames:
-        key = (frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera)
+        key = (frame.calib_dir(root) / "calib_cam_to_cam.txt", frame.camera) if root is not None else None
         if key not in cache:
-            cache[key] = focal_from_calib(*key) if key[0].is_file() else None
-        focals.append(cache[key])
-    return focals
+            cache[key] = None
+            if key is not None and key[0].is_file():
+                p_rect = read_calib_file(key[0]).get(f"P_rect_{frame.camera:02d}")
+                if p_rect is None or p_rect.size != 12:
+                    raise DepthdaError(f"{key[0]}: missing or malformed P_rect_{frame.camera:02d}")
+                cache[key] = (float(p_rect[0]), float(p_rect[6]))
+        cameras.append(cache[key])
+    return cameras
+
+
+def calibrated_focals(frames: list[KittiFrame], data_root: str | Path) -> list[float | None]:
+    """Each frame's focal length in pixels (P_rect_0c[0, 0]), None where the calibration is missing."""
+    return [camera and camera[0] for camera in calibrated_cameras(frames, data_root)]
+
+
+def flat_roads(frames: list[KittiFrame], data_root: str | Path | None,
+               camera_height_m: float = CAMERA_HEIGHT_M) -> list[FlatRoad]:
+    """The flat road each frame's obstacle breakdown compares with: its calibrated camera, else
+    KITTI's left colour camera (e.g. ground truth from a file without the raw data beside it)."""
+    return [FlatRoad(*camera, camera_height_m) if camera else FlatRoad(camera_height_m=camera_height_m)
+            for camera in calibrated_cameras(frames, data_root)]
 
 
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
@@ -154,8 +171,12 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
                    baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
                    focal_px: float | None = None, plots: str | Path | None = None, smooth: bool = False,
+                   breakdown: bool = False, camera_height_m: float = CAMERA_HEIGHT_M,
                    progress: bool = True) -> EvalResult:
     """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split.
+
+    `breakdown`: the metrics also over road-like and obstacle pixels (depthda.eval.breakdown),
+    the flat road seen from `camera_height_m`.
 
     `smooth` (with a checkpoint): runs of consecutive frames in the split go through predict's
     temporal filter, to check what it does to accuracy; a split with no consecutive frames is refused.
@@ -184,7 +205,16 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
                                      focals=calibrated_focals(frames, data_root) if focal_px is None else None)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
     names = [str(f) for f in frames]
-    result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None)
+    regions = roads = None
+    if breakdown:
+        if not camera_height_m > 0:
+            raise DepthdaError(f"--camera-height must be positive, got {camera_height_m}")
+        roads = flat_roads(frames, data_root, camera_height_m)
+        regions = lambda i, gt: region_masks(gt, roads[i])  # noqa: E731
+    result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None,
+                      regions=regions)
+    if roads is not None:
+        result.breakdown_info = describe(roads)
     if plots is not None:
         from depthda.eval.plots import plot_error_by_distance, plot_worst_frames
 

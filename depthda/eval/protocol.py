@@ -100,11 +100,17 @@ class FrameResult:
     # The evaluated pixels (kept only when asked, for plots): ground truth and final prediction.
     gt: np.ndarray | None = None
     pred: np.ndarray | None = None
+    # Metrics over each region's pixels (depthda.eval.breakdown), None for a region with none.
+    regions: dict[str, dict[str, float] | None] | None = None
+    region_pixels: dict[str, int] | None = None
 
 
 def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol,
-                   keep_pixels: bool = False) -> FrameResult | None:
-    """Metrics of one frame, or None when no ground-truth pixel survives crop and range."""
+                   keep_pixels: bool = False, regions: dict[str, np.ndarray] | None = None) -> FrameResult | None:
+    """Metrics of one frame, or None when no ground-truth pixel survives crop and range.
+
+    `regions`: named H×W masks; each gets the metrics of the evaluated pixels inside it, with the
+    frame's own scale (the standard metrics are unchanged by them)."""
     pred = resize_prediction(pred, gt.shape)
     if protocol.gt_in_range_only:
         mask = (gt > protocol.min_depth) & (gt < protocol.max_depth)
@@ -123,6 +129,13 @@ def evaluate_frame(gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol,
         pred_valid = pred_valid * scale
     pred_valid = np.clip(pred_valid, protocol.min_depth, protocol.max_depth)
     result = FrameResult(compute_depth_metrics(gt_valid, pred_valid), scale, int(mask.sum()))
+    if regions is not None:
+        result.regions, result.region_pixels = {}, {}
+        for name, region in regions.items():
+            inside = region[mask]
+            result.region_pixels[name] = int(inside.sum())
+            result.regions[name] = (compute_depth_metrics(gt_valid[inside], pred_valid[inside])
+                                    if inside.any() else None)
     if keep_pixels:
         result.gt, result.pred = gt_valid.astype(np.float32), pred_valid.astype(np.float32)
     return result
@@ -135,10 +148,27 @@ class EvalResult:
     frames: list[str]
     per_frame: list[FrameResult | None]
     skipped: list[str] = field(default_factory=list)
+    breakdown_info: dict | None = None  # how pixels were split into regions (JSON), when they were
 
     @property
     def evaluated(self) -> int:
         return len(self.frames) - len(self.skipped)
+
+    @property
+    def breakdown(self) -> dict[str, dict] | None:
+        """Per region: metrics averaged over the frames that have pixels in it, how many frames
+        those are, and the region's share of all evaluated pixels."""
+        frames = [r for r in self.per_frame if r is not None and r.regions is not None]
+        if not frames:
+            return None
+        total = sum(r.valid_pixels for r in frames)
+        out = {}
+        for name in frames[0].regions:
+            scored = [r.regions[name] for r in frames if r.regions[name] is not None]
+            out[name] = {**(mean_metrics(scored) if scored else {m: None for m in METRIC_NAMES}),
+                         "frames": len(scored),
+                         "pixel_fraction": sum(r.region_pixels[name] for r in frames) / total}
+        return out
 
     def to_json(self) -> dict:
         out = {name: self.metrics[name] for name in METRIC_NAMES}
@@ -148,6 +178,8 @@ class EvalResult:
         scales = [r.scale for r in self.per_frame if r is not None]
         if self.protocol.scaling == "median":
             out["median_scale"] = {"mean": float(np.mean(scales)), "std": float(np.std(scales))}
+        if self.breakdown is not None:
+            out["breakdown"] = {**(self.breakdown_info or {}), "regions": self.breakdown}
         return out
 
     def table(self) -> str:
@@ -156,6 +188,12 @@ class EvalResult:
         lines = [f"protocol: {self.protocol.describe()}",
                  f"frames: {self.evaluated} evaluated, {len(self.skipped)} skipped (no valid ground truth)",
                  head, values]
+        if self.breakdown is not None:
+            lines[2] = f"{'':9} " + head
+            lines[3] = f"{'all':9} " + values
+            for name, m in self.breakdown.items():
+                cells = " ".join(f"{'-':>9}" if m[n] is None else f"{m[n]:9.4f}" for n in METRIC_NAMES)
+                lines.append(f"{name:9} {cells}   ({m['pixel_fraction']:.0%} of pixels, {m['frames']} frames)")
         return "\n".join(lines)
 
 
@@ -173,11 +211,13 @@ def check_predictions(preds: np.ndarray, count: int) -> None:
 
 def evaluate(frame_names: Sequence[str], gts: Sequence[np.ndarray] | Callable[[int], np.ndarray],
              preds: Sequence[np.ndarray] | Callable[[int], np.ndarray], protocol: EvalProtocol,
-             progress: Callable | None = None, keep_pixels: bool = False) -> EvalResult:
+             progress: Callable | None = None, keep_pixels: bool = False,
+             regions: Callable[[int, np.ndarray], dict[str, np.ndarray]] | None = None) -> EvalResult:
     """Evaluate frame i's prediction against its ground truth, for every frame.
 
     `gts` and `preds` are sequences or functions of the frame index, so ground truth and model
-    outputs can be produced lazily.
+    outputs can be produced lazily. `regions(i, gt)` gives frame i's named pixel masks for a
+    breakdown of the metrics (depthda.eval.breakdown).
     """
     get_gt = gts if callable(gts) else gts.__getitem__
     get_pred = preds if callable(preds) else preds.__getitem__
@@ -188,7 +228,8 @@ def evaluate(frame_names: Sequence[str], gts: Sequence[np.ndarray] | Callable[[i
         pred = np.asarray(get_pred(i))
         if not np.all(np.isfinite(pred)):
             raise DepthdaError(f"prediction for frame {i} ({frame_names[i]}) contains NaN or inf")
-        result = evaluate_frame(np.asarray(get_gt(i), dtype=np.float32), pred, protocol, keep_pixels)
+        gt = np.asarray(get_gt(i), dtype=np.float32)
+        result = evaluate_frame(gt, pred, protocol, keep_pixels, regions(i, gt) if regions else None)
         per_frame.append(result)
         if result is None:
             skipped.append(frame_names[i])
