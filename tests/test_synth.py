@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ from depthda.cli import synth as synth_cli
 from depthda.errors import DepthdaError
 from depthda.synth.camera import KITTI_HFOV_DEG, Camera
 from depthda.synth.render import SKY_DEPTH_M, render, render_scene
-from depthda.synth.scene import Kind, Mat, Primitive, Scene
+from depthda.synth.scene import Kind, Mat, Primitive, Scene, random_scene
 from depthda.synth.writer import image_seed, synthesize
 from depthda.utils.size import parse_size
 
@@ -116,6 +117,36 @@ def test_render_is_deterministic_per_seed():
     assert a_rgb.std() > 10  # not a flat colour
 
 
+def _near_cars_ahead(scene) -> int:
+    """Car bodies 3-30 m ahead whose middle is within 2 m of the camera's line of sight."""
+    return sum(1 for p in scene.prims if p.material == Mat.CAR_BODY and 3 <= (p.lo[2] + p.hi[2]) / 2 <= 30
+               and abs((p.lo[0] + p.hi[0]) / 2 - scene.camera.x_m) < 2.0)
+
+
+def test_obstacles_profile_adds_to_the_same_street():
+    plain_near = extra_near = jpeg = 0
+    for seed in range(30):
+        plain, extra = random_scene(seed), random_scene(seed, profile="obstacles")
+        assert extra.prims[:len(plain.prims)] == plain.prims  # the street itself is unchanged
+        assert extra.camera == plain.camera and extra.light == plain.light
+        plain_near += _near_cars_ahead(plain)
+        extra_near += _near_cars_ahead(extra)
+        jpeg += extra.post.jpeg_quality > 0
+        assert plain.post.jpeg_quality == 0
+    assert extra_near > 1.5 * plain_near
+    assert 5 < jpeg < 25
+    with pytest.raises(ValueError, match="profile"):
+        random_scene(0, profile="nope")
+
+
+def test_jpeg_quality_changes_colour_not_depth():
+    scene = random_scene(2)
+    rgb, depth = render(scene, (48, 160))
+    rgb_j, depth_j = render(replace(scene, post=replace(scene.post, jpeg_quality=30)), (48, 160))
+    np.testing.assert_array_equal(depth, depth_j)
+    assert 0 < np.abs(rgb.astype(int) - rgb_j).mean() < 20
+
+
 class CountTensorWork(TorchDispatchMode):
     """Counts the tensor operations run inside the block and the elements they output."""
 
@@ -211,6 +242,7 @@ def test_cli_renders_small_dataset(tmp_path, capsys):
     (["--size", "abc"], "HEIGHTxWIDTH"),
     (["--size", "8x64"], "too small"),
     (["--size", "0x64"], "too small"),
+    (["--profile", "fancy"], "profile"),
 ])
 def test_cli_rejects_bad_input(tmp_path, args, message):
     out = tmp_path / "d"

@@ -15,13 +15,15 @@ def synth(
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    profile: str = typer.Option("street", help="street, or obstacles: the same streets plus cars 3-30 m ahead and "
+                                               "beside, far tree lines and hills, JPEG compression."),
 ) -> None:
     """Render random streets seen from a car, with exact depth, for training on synthetic data."""
     from depthda.synth.writer import synthesize
     from depthda.utils.size import parse_size
 
     summary = synthesize(out, count, parse_size(size), seed=seed, overwrite=overwrite, device=device,
-                         progress=progress)
+                         progress=progress, profile=profile)
     typer.echo(f"wrote {summary['count']} images of {size} to {out} in {summary['seconds']:.1f} s "
                f"({summary['images_per_s']:.2f} images/s on {summary['device']})")
 

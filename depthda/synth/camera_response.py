@@ -1,13 +1,14 @@
 """Camera response: linear radiance to the 8-bit RGB a real camera would have written.
 
 Auto-exposure, white balance, an ACES-like tone curve, vignetting, gamma, saturation, lens blur
-and sensor noise, with the settings of a scene's `Post`.
+and sensor noise, with the settings of a scene's `Post`; then JPEG compression when it asks for it.
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 
@@ -35,7 +36,11 @@ def develop(img: torch.Tensor, post: Post, noise_seed: int) -> np.ndarray:
         g = torch.Generator().manual_seed(noise_seed)
         x = x + (torch.randn(x.shape, generator=g) * post.noise).to(dev)
     x = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    return x.permute(1, 2, 0).contiguous().cpu().numpy()
+    rgb = x.permute(1, 2, 0).contiguous().cpu().numpy()
+    if post.jpeg_quality:
+        ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(post.jpeg_quality)])
+        rgb = np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+    return rgb
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -26,12 +26,13 @@ SKY_DEPTH_M = MAX_ENCODABLE_M
 
 
 def render_scene(seed: int, size: tuple[int, int] = (192, 640), camera: Camera | None = None,
-                 device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                 device: str | torch.device = "cpu", profile: str = "street") -> tuple[np.ndarray, np.ndarray]:
     """Render the random street of `seed`: (H×W×3 uint8 RGB, H×W float32 depth in metres).
 
     `camera` is the nominal rig; the scene jitters its height and angles (see Camera.jittered).
+    `profile`: see depthda.synth.scene.random_scene.
     """
-    return render(random_scene(seed, camera), size, device=device)
+    return render(random_scene(seed, camera, profile=profile), size, device=device)
 
 
 def render(scene: Scene, size: tuple[int, int] = (192, 640), camera: Camera | None = None,

@@ -105,6 +105,7 @@ class Post:
     blur_px: float = 0.0  # Gaussian sigma; real lenses and demosaicing are never pixel-sharp
     vignette: float = 0.0
     gamma: float = 2.2
+    jpeg_quality: int = 0  # 0: none; else the frame goes through JPEG at this quality, as dash-cams store it
 
 
 @dataclass
@@ -138,9 +139,9 @@ SIGN_COLOURS = [(200, 20, 20), (20, 60, 170), (230, 230, 230), (230, 190, 20), (
 
 
 class _Builder:
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, prims: list[Primitive] | None = None):
         self.rng = rng
-        self.prims: list[Primitive] = []
+        self.prims: list[Primitive] = [] if prims is None else prims
 
     def add(self, kind, lo, hi, mat, color, axis=1, params=()):
         lo = tuple(float(a) for a in lo)
@@ -158,8 +159,19 @@ class _Builder:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True) -> Scene:
-    """A random street for `seed`; the same seed always gives the same scene."""
+PROFILES = ("street", "obstacles")
+
+
+def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True, profile: str = "street") -> Scene:
+    """A random street for `seed`; the same seed always gives the same scene.
+
+    profile "obstacles" adds, on top of the same street (its own random stream, so the street is
+    the "street" profile's scene unchanged), what depth networks trained on plain streets get wrong
+    on real footage: cars 3–30 m ahead in the ego lane and the lanes beside it, in any colour; tree
+    lines and hills on the horizon at their true far distance; JPEG compression.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown scene profile {profile!r}; choose from {', '.join(PROFILES)}")
     rng = np.random.default_rng(np.random.SeedSequence([7, abs(int(seed)), int(seed < 0)]))
     b = _Builder(rng)
     base = camera or Camera()
@@ -252,9 +264,45 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True) -
         vignette=float(rng.uniform(0.0, 0.35)),
         gamma=float(rng.uniform(2.0, 2.5)),
     )
-    return Scene(camera=cam, prims=b.prims, ground=ground, light=light, post=post,
-                 texture_offset=(float(rng.uniform(0, 512)), float(rng.uniform(0, 512))),
-                 noise_seed=int(rng.integers(0, 2**31 - 1)))
+    scene = Scene(camera=cam, prims=b.prims, ground=ground, light=light, post=post,
+                  texture_offset=(float(rng.uniform(0, 512)), float(rng.uniform(0, 512))),
+                  noise_seed=int(rng.integers(0, 2**31 - 1)))
+    if profile == "obstacles":
+        extra = np.random.default_rng(np.random.SeedSequence([11, abs(int(seed)), int(seed < 0)]))
+        _obstacles(_Builder(extra, b.prims), extra, lanes, lane_w, drive_sign, ego_lane, road_half, parking)
+        scene.post = replace(post, jpeg_quality=int(extra.integers(30, 95)) if extra.random() < 0.5 else 0)
+    return scene
+
+
+def _obstacles(b: "_Builder", rng, lanes, lane_w, drive_sign, ego_lane, road_half, parking):
+    """Near cars where a flat-road guess is most wrong, and a far horizon (profile "obstacles")."""
+    def free(x, z, half_w=1.3, half_l=3.0):
+        return not any(p.material == Mat.CAR_BODY and abs((p.lo[0] + p.hi[0]) / 2 - x) < half_w + (p.hi[0] - p.lo[0]) / 2
+                       and abs((p.lo[2] + p.hi[2]) / 2 - z) < half_l + (p.hi[2] - p.lo[2]) / 2 for p in b.prims)
+
+    def any_colour():  # beyond the usual paints: any hue and brightness
+        return tuple(int(c) for c in rng.integers(10, 246, 3))
+
+    lane_xs = [drive_sign * lane_w * (k + 0.5) for k in range(lanes)]
+    slots = [(lane_xs[ego_lane], 0.75, 1)]                                    # the car ahead
+    slots += [(x, 0.5, 1) for k, x in enumerate(lane_xs) if k != ego_lane]    # beside, same way
+    slots += [(-x, 0.5, -1) for x in lane_xs]                                 # oncoming
+    slots += [(side * (road_half - w / 2), 0.5, 1 if side > 0 else -1)       # parked near
+              for side, w in zip((-1.0, 1.0), parking) if w > 0]
+    for x, p, heading in slots:
+        if rng.random() < p:
+            z = float(rng.uniform(3.0, 30.0))
+            x = x + rng.normal(0, 0.2)
+            if free(x, z):
+                _car(b, rng, x, z, heading=heading, paint=any_colour() if rng.random() < 0.4 else None)
+    # a horizon of tree lines and hills (their depth is beyond the 80 m cap: far, not near)
+    if rng.random() < 0.7:
+        x = -400.0
+        while x < 400.0:
+            w, h, z = rng.uniform(30, 120), rng.uniform(8, 45), rng.uniform(150, 450)
+            green = b.jitter([(60, 90, 35), (45, 75, 30), (80, 100, 40), (95, 105, 60)][rng.integers(4)], 0.25)
+            b.add(Kind.ELLIPSOID, (x, -h, z), (x + w, h, z + w * 0.5), Mat.FOLIAGE, green)
+            x += w * rng.uniform(0.4, 0.9)
 
 
 def _side_box(b: _Builder, side, x0, x1, y0, y1, z0, z1, mat, colour, params=()):
@@ -444,10 +492,10 @@ def _street_furniture(b: _Builder, rng, side, road_half, x_out, style, z_end, in
                       b.jitter((150, 150, 150), 0.3))
 
 
-def _car(b: _Builder, rng, x, z, heading=1):
-    """A car (or van/truck) centred at x, z; body, glass cabin and four wheels."""
+def _car(b: _Builder, rng, x, z, heading=1, paint=None):
+    """A car (or van/truck) centred at x, z; body, glass cabin and four wheels; `paint`: 0-255 RGB."""
     t = rng.random()
-    paint = b.jitter(CAR_COLOURS[rng.integers(len(CAR_COLOURS))], 0.05)
+    paint = b.jitter(paint if paint is not None else CAR_COLOURS[rng.integers(len(CAR_COLOURS))], 0.05)
     tyre = _lin((25, 25, 25))
     if t < 0.82:  # car
         length, width = rng.uniform(3.8, 4.9), rng.uniform(1.7, 1.9)

@@ -19,6 +19,7 @@ from depthda.data.synthia import write_synthia_sample
 from depthda.errors import DepthdaError
 from depthda.synth.camera import ANGLE_JITTER_DEG, HEIGHT_RANGE_M, YAW_JITTER_DEG, Camera
 from depthda.synth.render import SKY_DEPTH_M, render_scene
+from depthda.synth.scene import PROFILES
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
 
@@ -41,11 +42,13 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), seed: int = 0,
                overwrite: bool = False, camera: Camera | None = None, device: str | torch.device | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, profile: str = "street") -> dict:
     """Render `count` streets into `out`; returns a summary including the measured images/s."""
     out = Path(out)
     if int(count) <= 0:
         raise DepthdaError(f"--count must be a positive number of images (got {count})")
+    if profile not in PROFILES:
+        raise DepthdaError(f"unknown --profile {profile!r} (use {', '.join(PROFILES)})")
     height, width = (int(s) for s in size)
     if height < MIN_SIDE or width < MIN_SIDE:
         raise DepthdaError(f"size {height}x{width} is too small: each side needs at least {MIN_SIDE} px")
@@ -56,7 +59,7 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
         for i in tqdm(range(count), desc="synth", unit="img", disable=not progress, dynamic_ncols=True):
-            rgb, depth = render_scene(image_seed(seed, i), (height, width), camera, dev)
+            rgb, depth = render_scene(image_seed(seed, i), (height, width), camera, dev, profile)
             write_synthia_sample(tmp, i, rgb, depth, layout="rand")
         fx, fy, cx, cy = camera.intrinsics(height, width)
         meta = {
@@ -69,7 +72,7 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
             "depth": "camera-frame z in centimetres, 16-bit PNG, 3 equal channels",
             "sky_depth_m": SKY_DEPTH_M,
             "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
-            "seed": int(seed), "count": int(count),
+            "seed": int(seed), "count": int(count), "profile": profile,
             "image_seed": f"seed * {_SEED_STRIDE} + index",
             "layout": "SYNTHIA-RAND-CITYSCAPES",
         }
