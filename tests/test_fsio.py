@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     from depthda.utils.fsio import atomic_dir, write_text_atomic
@@ -99,3 +101,30 @@ def test_a_file_where_an_output_folder_goes_is_refused(tmp_path):
             (d / "x").write_text("y")
     assert (tmp_path / "out").read_text() == "a file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_signals_deferred_holds_ctrl_c_while_other_threads_run():
+    """The kernel gives a process signal to any thread that does not block it; a thread mask on
+    the main thread alone would let Ctrl-C interrupt the block (torch and gloo start threads)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from depthda.utils.fsio import signals_deferred
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # Python runs signal handlers between bytecodes: give it the chance
+                done.append("block finished")
+    finally:
+        stop.set()
+        other.join()
+    assert done == ["block finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

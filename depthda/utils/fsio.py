@@ -27,15 +27,24 @@ def _umask() -> int:
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) and SIGTERM back for a few statements that must run together, such as
-    creating a temporary file and remembering its name for cleanup; delivered when the block ends."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    creating a temporary file and remembering its name for cleanup; delivered when the block ends.
+
+    Done with Python-level handlers that only record the signal, not a thread signal mask: the
+    kernel hands a process signal to any thread that does not block it (torch, gloo and OpenMP
+    start threads), and Python then runs its handler in the main thread, mask or not."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
 
 
 # Temporaries are named `.<target name>.depthda-<pid>-<random><suffix>`: hidden, beside their
