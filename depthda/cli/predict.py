@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         style: Optional[Path] = typer.Option(None, help="Style training run (model.safetensors + config.json); with --depth."),
         depth: Optional[Path] = typer.Option(None, help="Depth training run (model.safetensors + config.json)."),
         no_style: bool = typer.Option(False, "--no-style", help="Skip the style-transfer stage (real images straight into the depth net)."),
-        device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N."),
+        device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N (under torchrun: auto, cuda or cpu; each process uses cuda:LOCAL_RANK)."),
         batch_size: Optional[int] = typer.Option(None, help="Frames per network call (default 1 on CPU, 8 on CUDA)."),
         cmap: str = typer.Option("magma", help="Matplotlib colormap; near is drawn with its bright end."),
         depth_range: Optional[Tuple[float, float]] = typer.Option(
@@ -37,20 +37,34 @@ def register(app: typer.Typer) -> None:
         compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Video: every frame's own depth, without the motion-compensated temporal filter."),
     ) -> None:
-        """Predict depth and write it as colour images or video."""
+        """Predict depth and write it as colour images or video.
+
+        A folder can be split across processes, one per GPU, writing the same files byte for
+        byte as one process: torchrun --nproc_per_node N -m depthda predict FOLDER -o OUT.
+        Under torchrun a single image is predicted by rank 0 alone, and a video is refused (the
+        temporal filter takes its frames in order): run a video without torchrun.
+        """
         # Imported when the command runs: `depthda --help` does not wait for torch and OpenCV.
         import cv2
 
+        from depthda.infer.distributed_predict import ReportedByRankZero
         from depthda.infer.predict import predict_path
 
         # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-        result = predict_path(
-            input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
-            batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
-            depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
-            compile=compile, max_frames=frames, smooth=not no_smooth)
+        try:
+            result = predict_path(
+                input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
+                batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
+                depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
+                compile=compile, max_frames=frames, smooth=not no_smooth)
+        except ReportedByRankZero:
+            # Under torchrun rank 0 prints the error and exits 1. Exiting 1 here as well would make
+            # torchrun kill rank 0 at once, perhaps before it has cleaned up and said why.
+            return
+        if result.rank != 0:  # under torchrun rank 0 reports the whole run
+            return
         if result.kind == "folder":
             typer.echo(f"skipped {result.skipped} non-image file{'' if result.skipped == 1 else 's'}")
         what = "frame" if result.kind == "video" else "image"

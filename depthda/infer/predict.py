@@ -18,6 +18,9 @@ configs), near = bright; see depthda.infer.colorize.
 Nothing is half-written: a video goes to a temporary file renamed when complete; image outputs
 are written to a staging folder and moved into place only after the whole run succeeded, so a
 failing run leaves existing outputs byte-identical.
+
+Under torchrun (WORLD_SIZE > 1) a folder is split across the launch's processes and the result is
+the same files, byte for byte: see depthda.infer.distributed_predict.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class PredictResult:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Under torchrun, the process that made this result; rank 0's reports the whole run (its
+    # totals, which the other ranks' results repeat), and only rank 0 prints it.
+    rank: int = 0
 
     @property
     def fps(self) -> float:
@@ -163,65 +169,105 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
 # ---------------------------------------------------------------------------- the runs
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """Everything predict_path takes besides the input and the output (see its docstring), as one value."""
+    pipeline: DepthPipeline | None = None
+    checkpoint: str | Path | None = None
+    style: str | Path | None = None
+    depth: str | Path | None = None
+    use_style: bool = True
+    device: str = "auto"
+    batch_size: int | None = None
+    cmap: str = DEFAULT_CMAP
+    depth_range: tuple[float, float] | None = None
+    side_by_side: bool = False
+    depth_format: str | None = None
+    focal_px: float | None = None
+    calib: str | Path | None = None
+    compile: bool = False
+    max_frames: int | None = None
+    progress: bool = True
+    smooth: bool = True
+
+
+@dataclass
+class Request:
+    """A checked run: what the input is, and every option that can be checked without a model."""
+    kind: str                     # "image", "folder" or "video"
+    input: Path
+    output: Path
+    focal_px: float | None        # --focal, or P_rect_02's from --calib
+    images: list[Path] = field(default_factory=list)  # a folder's images, sorted (list_images)
+    skipped: int = 0              # a folder's other files
+
+
 def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
             style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
             device: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
             depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
             compile: bool = False, max_frames: int | None = None, progress: bool = True,
-            smooth: bool = True) -> PredictResult:
+            smooth: bool = True, distributed: bool = True) -> PredictResult:
     """Predict depth for an image, a folder of images or a video; see the module docstring.
 
     `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
     False gives every frame's own depth, as for images.
+    `distributed`: in a process launched by torchrun (WORLD_SIZE > 1), split a folder across the
+    launch's processes (depthda.infer.distributed_predict); False: this process does the whole run.
     """
-    inp, out = Path(input), Path(output)
+    options = PredictOptions(pipeline=pipeline, checkpoint=checkpoint, style=style, depth=depth, use_style=use_style,
+                             device=device, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
+                             side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
+                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth)
+    if distributed:
+        # Imported here: that module builds on this one.
+        from depthda.infer.distributed_predict import launched_by_torchrun, predict_distributed
+        if launched_by_torchrun():
+            return predict_distributed(Path(input), Path(output), options)
+    return predict_local(Path(input), Path(output), options)
+
+
+def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
+    """Every check that needs no model, so that a bad run fails before one loads; lists a folder."""
     kind = input_kind(inp)
-    if depth_format is not None and depth_format not in DEPTH_FORMATS:
-        raise DepthdaError(f"unknown depth format {depth_format!r} (use png16 or npy)")
-    _check_output(kind, inp, out, depth_format)
-    if focal_px is not None and calib is not None:
+    if o.depth_format is not None and o.depth_format not in DEPTH_FORMATS:
+        raise DepthdaError(f"unknown depth format {o.depth_format!r} (use png16 or npy)")
+    _check_output(kind, inp, out, o.depth_format)
+    if o.focal_px is not None and o.calib is not None:
         raise DepthdaError("give --focal or --calib, not both")
-    if calib is not None:
-        focal_px = focal_from_calib(calib)
-    if batch_size is not None and batch_size < 1:
+    focal_px = focal_from_calib(o.calib) if o.calib is not None else o.focal_px
+    if o.batch_size is not None and o.batch_size < 1:
         raise DepthdaError("--batch-size must be at least 1")
-    if max_frames is not None and max_frames < 1:
+    if o.max_frames is not None and o.max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
-    colormap_lut(cmap)  # an unknown colormap fails before any model loads
-    if depth_range is not None:
-        check_range(*depth_range)
+    colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
+    if o.depth_range is not None:
+        check_range(*o.depth_range)
+    request = Request(kind, inp, out, focal_px)
     if kind == "folder":
         images, skipped = list_images(inp)
         if not images:
             raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
                                f"{', '.join(IMAGE_SUFFIXES)})")
-    on_cpu = (pipeline.device if pipeline is not None else pick_device(device)).type == "cpu"
-    reader = VideoReader(inp, max_frames=max_frames, **(CPU_DECODER if on_cpu else {})) if kind == "video" else None
+        request.images, request.skipped = images, len(skipped)
+    return request
+
+
+def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
+    """predict_path in this process alone."""
+    request = check_request(inp, out, o)
+    on_cpu = (o.pipeline.device if o.pipeline is not None else pick_device(o.device)).type == "cpu"
+    reader = (VideoReader(inp, max_frames=o.max_frames, **(CPU_DECODER if on_cpu else {}))
+              if request.kind == "video" else None)
     try:
-        if pipeline is None:
-            pipeline = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device=device,
-                                                     use_style=use_style, compile=compile)
-        if focal_px is not None:
-            pipeline.focal_scale(focal_px, 1)  # fails early if the model cannot be rescaled
-        near, far = depth_range or (pipeline.depth_param.min_depth, pipeline.depth_param.max_depth)
-        colorizer = DepthColorizer(near, far, cmap)
-        with contextlib.ExitStack() as stack:
-            if pipeline.device.type == "cpu":
-                run = stack.enter_context(FrameParallel(pipeline))
-                # One frame per worker per call: bigger CPU batches bought nothing (bench).
-                batch_size = batch_size or run.workers
-            else:
-                run = pipeline.run_prepared
-                batch_size = batch_size or 8
-            opts = dict(pipeline=pipeline, run=run, colorizer=colorizer, batch_size=batch_size, sbs=side_by_side,
-                        depth_format=depth_format, focal_px=focal_px, progress=progress)
+        with open_runner(o, request.focal_px) as opts:
             t0 = time.perf_counter()
-            if kind == "video":
-                result = _predict_video(reader, out, temporal=TemporalFilter() if smooth else None, **opts)
-            elif kind == "folder":
-                result = _predict_images(inp, images, out, folder=True, **opts)
-                result.skipped = len(skipped)
+            if request.kind == "video":
+                result = _predict_video(reader, out, temporal=TemporalFilter() if o.smooth else None, **opts)
+            elif request.kind == "folder":
+                result = _predict_images(inp, request.images, out, folder=True, **opts)
+                result.skipped = request.skipped
             else:
                 result = _predict_images(inp, [inp], out, folder=False, **opts)
             result.seconds = time.perf_counter() - t0
@@ -229,6 +275,36 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
     finally:
         if reader is not None:
             reader.close()
+
+
+GPU_BATCH = 8  # frames per network call on CUDA unless --batch-size says otherwise
+
+
+@contextlib.contextmanager
+def open_runner(o: PredictOptions, focal_px: float | None):
+    """Load the pipeline (unless `o` carries one) and yield the keyword arguments of the runs
+    (_predict_images, predict_into_folders, _predict_video): the model stage, colorizer and options.
+
+    On CPU the model stage is a FrameParallel, running while the block lasts.
+    """
+    pipeline = o.pipeline
+    if pipeline is None:
+        pipeline = DepthPipeline.from_checkpoint(o.checkpoint, style=o.style, depth=o.depth, device=o.device,
+                                                 use_style=o.use_style, compile=o.compile)
+    if focal_px is not None:
+        pipeline.focal_scale(focal_px, 1)  # fails early if the model cannot be rescaled
+    near, far = o.depth_range or (pipeline.depth_param.min_depth, pipeline.depth_param.max_depth)
+    colorizer = DepthColorizer(near, far, o.cmap)
+    with contextlib.ExitStack() as stack:
+        if pipeline.device.type == "cpu":
+            run = stack.enter_context(FrameParallel(pipeline))
+            # One frame per worker per call: bigger CPU batches bought nothing (bench).
+            batch_size = o.batch_size or run.workers
+        else:
+            run = pipeline.run_prepared
+            batch_size = o.batch_size or GPU_BATCH
+        yield dict(pipeline=pipeline, run=run, colorizer=colorizer, batch_size=batch_size, sbs=o.side_by_side,
+                   depth_format=o.depth_format, focal_px=focal_px, progress=o.progress)
 
 
 def _image_batches(images: list[Path], pipeline, batch_size: int):
@@ -248,48 +324,66 @@ def _pack(batch, pipeline):
     return [p for p, _ in batch], [im for _, im in batch], np.stack([pipeline.prepare(im) for _, im in batch])
 
 
-def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, pipeline, run, colorizer,
-                    batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
-                    progress: bool) -> PredictResult:
+def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, depth_format: str | None,
+                    **opts) -> PredictResult:
     files, folders = planned_outputs("folder" if folder else "image", inp, out, depth_format)
-    ext = depth_suffix(depth_format) if depth_format else None
-    bar = _progress(len(images), "predict", progress)
     with contextlib.ExitStack() as stack:
         # Everything is written to temporaries beside its target; they replace the old outputs
         # (a folder as a whole) only when every image succeeded.
         if folder:
-            colour_root = stack.enter_context(atomic_dir(folders[0]))
-            depth_root = stack.enter_context(atomic_dir(folders[1])) if ext else None
-            relative = {p: p.relative_to(inp).with_suffix(".png") for p in images}
-            colour_of = {p: colour_root / relative[p] for p in images}
-            depth_of = {p: depth_root / relative[p].with_suffix(ext) for p in images} if ext else {}
+            roots = [stack.enter_context(atomic_dir(target)) for target in folders]
+            busy = predict_into_folders(inp, images, roots, depth_format=depth_format, **opts)
         else:
-            colour_of = {images[0]: stack.enter_context(atomic_path(files[0]))}
-            depth_of = {images[0]: stack.enter_context(atomic_path(files[1]))} if ext else {}
+            targets = [stack.enter_context(atomic_path(target)) for target in files]
+            busy = _write_images(images, {images[0]: targets}, depth_format=depth_format, **opts)
+    written = folders if folder else files  # [colour] or [colour, depth]
+    return PredictResult("folder" if folder else "image", written[0], len(images),
+                         depth_output=written[1] if depth_format else None, stage_seconds=busy)
 
-        def model(item):
-            paths, frames, prepared = item
-            h, w = frames[0].shape[:2]
-            return paths, frames, run(prepared, h, w)
 
-        def finish(item):
-            paths, frames, working = item
-            h, w = frames[0].shape[:2]
-            for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
-                colour = colorizer(depth)
-                write_rgb(colour_of[path], side_by_side(rgb, colour) if sbs else colour)
-                if ext:
-                    write_depth(depth_of[path], depth, depth_format)
-                bar.update(1)
+def folder_output_names(inp: Path, image: Path, depth_format: str | None) -> list[Path]:
+    """Where a folder run writes `image`, relative to each of planned_outputs("folder", ...)'s
+    folders: the colour PNG in OUTPUT, and the lossless depth in OUTPUT_depth."""
+    colour = image.relative_to(inp).with_suffix(".png")
+    return [colour] + ([colour.with_suffix(depth_suffix(depth_format))] if depth_format else [])
 
-        try:
-            busy = run_overlapped(_image_batches(images, pipeline, batch_size), model, [("write", finish)],
-                                  source_name="read")
-        finally:
-            bar.close()
-    output, depth_output = (folders[0], folders[1] if ext else None) if folder else (files[0], files[1] if ext else None)
-    return PredictResult("folder" if folder else "image", output, len(images), depth_output=depth_output,
-                         stage_seconds=busy)
+
+def predict_into_folders(inp: Path, images: list[Path], roots: list[Path], *, depth_format: str | None,
+                         **opts) -> dict[str, float]:
+    """A folder run's files for `images` (under `inp`), written under `roots` (folders the caller
+    stages, in planned_outputs' order) at folder_output_names; returns the seconds each stage was busy."""
+    targets = {p: [root / name for root, name in zip(roots, folder_output_names(inp, p, depth_format))]
+               for p in images}
+    return _write_images(images, targets, depth_format=depth_format, **opts)
+
+
+def _write_images(images: list[Path], targets: dict[Path, list[Path]], *, pipeline, run, colorizer,
+                  batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
+                  progress: bool) -> dict[str, float]:
+    """Colour (and, with `depth_format`, lossless depth) of each image, written to its targets:
+    [colour file] or [colour file, depth file]."""
+    bar = _progress(len(images), "predict", progress)
+
+    def model(item):
+        paths, frames, prepared = item
+        h, w = frames[0].shape[:2]
+        return paths, frames, run(prepared, h, w)
+
+    def finish(item):
+        paths, frames, working = item
+        h, w = frames[0].shape[:2]
+        for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
+            colour = colorizer(depth)
+            write_rgb(targets[path][0], side_by_side(rgb, colour) if sbs else colour)
+            if depth_format:
+                write_depth(targets[path][1], depth, depth_format)
+            bar.update(1)
+
+    try:
+        return run_overlapped(_image_batches(images, pipeline, batch_size), model, [("write", finish)],
+                              source_name="read")
+    finally:
+        bar.close()
 
 
 def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *, pipeline: DepthPipeline, run,
