@@ -60,6 +60,62 @@ def test_filter_steadies_flicker_on_a_pan():
     assert score(frames, filtered).mean < 0.5 * score(frames, noisy).mean
 
 
+def test_filter_warps_history_along_a_known_shift():
+    """The default (cheapest) flow still follows a 3 px pan: frame 1's depth, 20 % too far everywhere,
+    is pulled towards frame 0's correct depth carried over by the warp, uniformly: by 1.2 ** (1 − keep)
+    where brightness agrees. A warp off by a pixel or more leaves a ratio that varies with the scene."""
+    frames, depths = pan(2, shift=3)
+    filt = TemporalFilter()
+    filt(frames[0], depths[0])
+    ratio = (filt(frames[1], depths[1] * 1.2) / depths[1])[10:-10, 10:-10]
+    expected = 1.2 ** (1 - TemporalSettings().keep)
+    assert np.median(ratio) == pytest.approx(expected, rel=0.005)
+    assert np.mean(np.abs(ratio / expected - 1) < 0.01) > 0.9
+
+
+def straightforward_filter(preset, keep=0.7, tolerance=8.0):
+    """The filter written as plainly as possible (its docstring's steps, one expression each)."""
+    flow_engine = cv2.DISOpticalFlow_create(preset)
+    state = {}
+
+    def warp(image, flow):
+        h, w = flow.shape[:2]
+        xs = np.arange(w, dtype=np.float32)[None, :] + flow[..., 0]
+        ys = np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
+        return cv2.remap(image.astype(np.float32), xs, ys, interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+    def step(rgb, depth):
+        g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        log_depth = np.log(depth.astype(np.float32))
+        if state:
+            flow = flow_engine.calc(g, state["grey"], None)
+            history = warp(state["log_depth"], flow)
+            mismatch = np.abs(g.astype(np.float32) - warp(state["grey"], flow))
+            weight = keep * np.exp(-np.square(mismatch / tolerance))
+            weight[~np.isfinite(history)] = 0
+            history = np.where(np.isfinite(history), history, log_depth)
+            log_depth = log_depth + weight * (history - log_depth)
+        first = not state
+        state.update(grey=g, log_depth=log_depth)
+        return depth if first else np.exp(log_depth)
+
+    return step
+
+
+@pytest.mark.parametrize("preset", [cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                                    cv2.DISOPTICAL_FLOW_PRESET_MEDIUM])
+def test_filter_computes_the_straightforward_expressions_bit_for_bit(preset):
+    """The filter's in-place arithmetic and shared sampling map are only faster: same bits."""
+    frames, depths = moving_square(8)
+    rng = np.random.default_rng(4)
+    noisy = [d * np.exp(rng.normal(0, 0.05, d.shape)).astype(np.float32) for d in depths]
+    fast, plain = TemporalFilter(TemporalSettings(flow_preset=preset)), straightforward_filter(preset)
+    for f, d in zip(frames, noisy):
+        a, b = fast(f, d), plain(f, d)
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+
+
 def moving_square(n, speed=4, near=5.0, far=20.0):
     """A textured square at `near` metres moving right over a static textured background at `far`."""
     background = texture(H, W, seed=2)
