@@ -5,7 +5,6 @@ stay exactly as they are."""
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 

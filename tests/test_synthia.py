@@ -13,11 +13,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from depthda.data.augment import augment_pair, color_jitter, paired_resize_crop
+from depthda.data.augment import augment_pair, color_jitter, paired_resize_crop, resize_to, to_tensor
 from depthda.data.synthia import (SYNTHIA_FOCAL_PX, SynthiaDataset, detect_layout, list_pairs,
                                   read_depth, split_pairs, write_synthia_sample)
 from depthda.data.unpaired import synthetic_image_paths
 from depthda.errors import DepthdaError
+from depthda.utils.images import read_rgb
 
 H, W = 40, 64
 
@@ -215,6 +216,43 @@ def test_jitter_changes_rgb_only():
     assert not np.array_equal(jittered, rgb)
 
 
+@pytest.mark.parametrize("size", [(16, 24), (48, 80), (20, 96)])  # shrinking, enlarging, rows shrink + columns grow
+def test_whole_view_is_the_whole_frame_at_the_training_size_aligned_with_depth(size):
+    rgb, depth = coded_pair()  # 40x64: every size above changes the aspect ratio
+    flips = set()
+    for seed in range(12):
+        out_rgb, out_depth, scale = augment_pair(rgb, depth, size, np.random.default_rng(seed), train=True,
+                                                 jitter=False, view="whole")
+        assert out_rgb.shape == (*size, 3) and out_depth.shape == size
+        assert scale == pytest.approx(size[1] / W)  # the horizontal scale: what the focal length follows
+        assert np.isin(out_depth, depth).all()  # nearest neighbour: only depths of the scene
+        x_d, y_d = decode_depth(out_depth)
+        x_r, y_r = out_rgb[..., 0] / 4.0, out_rgb[..., 1] / 6.0
+        assert np.abs(x_d - x_r).max() <= 1.0 and np.abs(y_d - y_r).max() <= 1.0
+        # The whole frame, edge to edge, nothing cropped: the outer output pixels' centres sample
+        # the source pixels under them.
+        first_x, last_x = int(0.5 * W / size[1]), int((size[1] - 0.5) * W / size[1])
+        first_y, last_y = int(0.5 * H / size[0]), int((size[0] - 0.5) * H / size[0])
+        assert {x_d[0, 0], x_d[0, -1]} == {first_x, last_x} and (y_d[0, 0], y_d[-1, 0]) == (first_y, last_y)
+        flips.add(bool(x_d[0, 0] > x_d[0, -1]))
+    assert flips == {True, False}
+    # A crop of the same frame at the same size keeps the aspect ratio, so it loses columns or rows.
+    _, crop_depth, _ = augment_pair(rgb, depth, size, np.random.default_rng(0), train=True, jitter=False)
+    x_c, y_c = decode_depth(crop_depth)
+    assert np.ptp(x_c) < np.ptp(x_d) or np.ptp(y_c) < np.ptp(y_d)
+
+
+def test_resize_to_filters_each_axis_like_cv2():
+    img = np.random.default_rng(0).integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    # Both axes alike: one cv2.resize with the training loaders' filter.
+    assert np.array_equal(resize_to(img, (20, 32)), cv2.resize(img, (32, 20), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(resize_to(img, (80, 100)), cv2.resize(img, (100, 80), interpolation=cv2.INTER_LINEAR))
+    # Rows shrink, columns grow: area along rows, then bilinear along columns.
+    rows = cv2.resize(img, (64, 20), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(resize_to(img, (20, 96)), cv2.resize(rows, (96, 20), interpolation=cv2.INTER_LINEAR))
+    assert resize_to(img, (40, 64)) is img
+
+
 # --- dataset ----------------------------------------------------------------------------------
 
 def test_dataset_items_focal_and_epochs(tmp_path):
@@ -250,6 +288,23 @@ def test_dataset_items_focal_and_epochs(tmp_path):
     (root / "intrinsics.json").write_text("{}")
     with pytest.raises(DepthdaError, match="intrinsics.json"):
         SynthiaDataset(root, split="val", size=size)
+
+
+def test_whole_view_dataset_items(tmp_path):
+    root = make_root(tmp_path, 6)
+    size = (16, 24)  # 40x64 frames: a different aspect ratio
+    train = SynthiaDataset(root, split="train", size=size, view="whole")
+    val = SynthiaDataset(root, split="val", size=size, view="whole")
+    for item in (train[0], val[0]):
+        assert item["rgb"].shape == (3, *size) and item["depth"].shape == (1, *size)
+        # Every whole view has the focal length of the frame resized to the training width.
+        assert float(item["focal_px"]) == pytest.approx(SYNTHIA_FOCAL_PX * size[1] / 1280, rel=1e-6)
+    rgb, depth = read_rgb(val.pairs[0][0]), read_depth(val.pairs[0][1])
+    expected = cv2.resize(depth, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert np.array_equal(val[0]["depth"][0].numpy(), expected)  # validation: no flip, no jitter
+    assert torch.equal(val[0]["rgb"], to_tensor(resize_to(rgb, size)))
+    with pytest.raises(DepthdaError, match="view must be one of crop, whole"):
+        SynthiaDataset(root, split="val", size=size, view="tiles")
 
 
 def test_dataset_rejects_rgb_depth_size_mismatch(tmp_path):

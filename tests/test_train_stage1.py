@@ -101,7 +101,7 @@ def test_ema_is_the_moving_average_of_the_steps_and_is_exported(synthia, tmp_pat
 
     decay = 0.6
     cfg = DepthConfig(data_root=str(synthia), out=str(tmp_path / "unused"), batch_size=2, size=(64, 192),
-                       preset="small", critic_steps=1, ema_decay=decay)
+                       preset="small", critic_steps=1, ema_decay=decay, fresh_critic_batches=False)
     torch.manual_seed(0)
     task = DepthTask(cfg)
     task.build(torch.device("cpu"), DistInfo(), None)

@@ -1,6 +1,7 @@
 """The bench's baseline: frame by frame, as the paper's public inference script works.
 
-cv2 decode; resize and pad with cv2/numpy; normalise to [-1, 1]; style and depth networks called
+cv2 decode; resize (under the depth model's resize policy, depthda.infer.pipeline.working_geometry)
+and pad with cv2/numpy; normalise to [-1, 1]; style and depth networks called
 separately in eager fp32 (NCHW, as loaded); metres resized back with cv2; colour by matplotlib's
 colormap call per frame; cv2.VideoWriter 'mp4v'. Nothing overlaps: each stage's time is its own.
 """
@@ -14,11 +15,12 @@ import cv2
 import numpy as np
 import torch
 
+from depthda.data.augment import resize_to
 from depthda.infer.colorize import colorize_reference
+from depthda.infer.pipeline import working_geometry
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import rgb_to_tensor
 from depthda.models.weights import load_exported
-from depthda.utils.images import resize_interpolation
 
 STAGES = ("decode", "preprocess", "style", "depth", "colorize", "encode")
 
@@ -29,8 +31,7 @@ def naive_run(video: Path, n_frames: int, style_dir: Path | None, depth_dir: Pat
     depth_net, depth_cfg = load_exported(depth_dir, "cpu")
     style_net = load_exported(style_dir, "cpu")[0] if style_dir is not None else None
     param = DepthParam.from_dict(depth_cfg["depth_param"])
-    wn = int(depth_cfg["size"][1])
-    m = np.lcm(depth_net.stride, 4)
+    m = int(np.lcm(depth_net.stride, 4))
     times = dict.fromkeys(STAGES, 0.0)
     depths = []
     cap = cv2.VideoCapture(str(video))
@@ -45,9 +46,8 @@ def naive_run(video: Path, n_frames: int, style_dir: Path | None, depth_dir: Pat
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             t1 = time.perf_counter()
             h, w = rgb.shape[:2]
-            hn = max(1, round(h * wn / w))
-            hp, wp = -(-hn // m) * m, -(-wn // m) * m
-            x = cv2.resize(rgb, (wn, hn), interpolation=resize_interpolation(w, wn))
+            hn, wn, hp, wp = working_geometry(depth_cfg, m, h, w)
+            x = resize_to(rgb, (hn, wn))
             x = np.pad(x, ((0, hp - hn), (0, wp - wn), (0, 0)), mode="edge")
             x = rgb_to_tensor(x)[None].contiguous()
             t2 = time.perf_counter()

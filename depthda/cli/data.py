@@ -43,5 +43,30 @@ def object_as_raw(
     typer.echo(line)
 
 
+@data_app.command("prepare")
+def prepare(
+    src: Path = typer.Argument(..., help="SYNTHIA root (RAND-CITYSCAPES or one SEQS sequence)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the copies to (same layout)."),
+    size: Optional[str] = typer.Option(None, help="Training size HEIGHTxWIDTH the copies are for (default: keep "
+                                                  "each frame's resolution, for any size)."),
+    view: Optional[str] = typer.Option(None, help="Training view the copies are for, with --size: whole (default, "
+                                                  "as both presets) or crop."),
+    workers: int = typer.Option(1, help="Frames prepared in parallel (processes)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Write copies of a SYNTHIA root that train with the same samples and load several times faster."""
+    from depthda.data.prepare import prepare_synthia
+    from depthda.utils.size import parse_size
+
+    summary = prepare_synthia(src, out, size=parse_size(size) if size is not None else None, view=view,
+                              overwrite=overwrite, workers=workers, progress=progress)
+    frames = ", ".join(f"{a} -> {b}" for a, b in summary["frame_sizes"].items())
+    samples = ("samples identical to the originals'" if summary["identical"] else
+               "same geometry as the originals', pixels within the tolerance in depthda/data/prepare.py")
+    typer.echo(f"wrote {summary['pairs']} pairs to {out} ({frames}; {summary['bytes'] / 1e6:.0f} MB) in "
+               f"{summary['seconds']:.1f} s; {samples}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

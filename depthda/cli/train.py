@@ -36,7 +36,7 @@ def _text(value) -> str | None:
 
 # How an option's value becomes its config field's value, where they differ.
 _TO_CONFIG: dict[str, Callable] = {
-    "out": _text, "data_root": _text, "synthetic": _text, "size": _size,
+    "out": _text, "data_root": _text, "synthetic": _text, "init_from": _text, "size": _size,
     "real": lambda paths: [str(p) for p in paths] if paths else None,
 }
 # On/off flags that switch a config field (on by default) off.
@@ -105,7 +105,9 @@ def register(app: typer.Typer) -> None:
              [_setting(DepthConfig, "data_root", Path),
               *_shared_options(DepthConfig, [_setting(DepthConfig, "critic_steps", int),
                                              _setting(DepthConfig, "l1_weight", float),
-                                             _setting(DepthConfig, "ema_decay", float)])],
+                                             _setting(DepthConfig, "ema_decay", float),
+                                             _setting(DepthConfig, "grad_weight", float),
+                                             _setting(DepthConfig, "init_from", Path, show_default=False)])],
              _train_depth)
     _command(app, "train-stage2",
              "Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun.",

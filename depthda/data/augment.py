@@ -1,6 +1,11 @@
 """Training-time augmentation: RGB + depth pairs for the depth network, RGB alone for style
 transfer (`resize_crop`), and the conversion of the result into network input (`to_tensor`).
 
+Two views of a frame for the depth network (`augment_pair(view=...)`): "crop" resizes it, aspect
+kept, to cover the training size at a random zoom and takes a random crop; "whole" resizes the
+whole frame straight to the training size (the aspect ratio follows the training size, as the
+authors' training and released inference do), with `resize_to`, the resize inference uses too.
+
 Geometry (resize, crop, flip) is applied identically to both images; photometric jitter touches
 the RGB only. Depth is always resampled with centre-aligned nearest neighbour so every output
 depth value is one of the input values: interpolating across an object boundary would invent
@@ -39,6 +44,44 @@ GAMMA = (0.8, 1.2)
 def cover_scale(height: int, width: int, size: tuple[int, int]) -> float:
     """Smallest uniform scale at which a height×width image covers `size` = (H, W)."""
     return max(size[0] / height, size[1] / width)
+
+
+def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An image resized to `size` = (H, W), aspect not kept, with area averaging along an axis that
+    shrinks and bilinear along one that grows.
+
+    When both axes shrink or both grow (any keep-aspect resize, and every stretch of a camera frame
+    to a similar shape) this is one cv2.resize, exactly what the loaders always did. When one axis
+    shrinks and the other grows, cv2 has no such filter (one cv2.resize treats both axes with one
+    rule), so the two axes are resized one after the other, the shrinking one first.
+    """
+    h, w = img.shape[:2]
+    out_h, out_w = int(size[0]), int(size[1])
+    if (h, w) == (out_h, out_w):
+        return img
+    iy, ix = resize_interpolation(h, out_h), resize_interpolation(w, out_w)
+    if iy == ix or h == out_h or w == out_w:
+        return cv2.resize(img, (out_w, out_h), interpolation=ix if w != out_w else iy)
+    if out_h < h:
+        return cv2.resize(cv2.resize(img, (w, out_h), interpolation=iy), (out_w, out_h), interpolation=ix)
+    return cv2.resize(cv2.resize(img, (out_w, h), interpolation=ix), (out_w, out_h), interpolation=iy)
+
+
+def whole_view(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The whole frame resized straight to `size` = (H, W) (RGB with `resize_to`, depth with
+    centre-aligned nearest neighbour). Returns (rgb, depth, horizontal scale W / width): the
+    focal length in pixels at the new width is the old one times that scale, as for a crop."""
+    out_h, out_w = int(size[0]), int(size[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    h, w = rgb.shape[:2]
+    if depth is not None and depth.shape[:2] != (h, w):
+        raise ValueError(f"rgb {(h, w)} and depth {depth.shape[:2]} sizes differ")
+    rgb = resize_to(rgb, (out_h, out_w))
+    if depth is not None and depth.shape[:2] != (out_h, out_w):
+        depth = cv2.resize(depth, (out_w, out_h), interpolation=cv2.INTER_NEAREST_EXACT)
+    return np.ascontiguousarray(rgb), depth, out_w / w
 
 
 def resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None, train: bool = True,
@@ -120,14 +163,23 @@ def color_jitter(rgb: np.ndarray, rng: np.random.Generator, brightness: float = 
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
+VIEWS = ("crop", "whole")
+
+
 def augment_pair(rgb: np.ndarray, depth: np.ndarray, size: tuple[int, int],
                  rng: np.random.Generator | None, train: bool = True, jitter: bool = True,
-                 jitter_p: float = JITTER_P) -> tuple[np.ndarray, np.ndarray, float]:
-    """The full pipeline: resize + crop, then (training only) flip and RGB jitter.
+                 jitter_p: float = JITTER_P, view: str = "crop") -> tuple[np.ndarray, np.ndarray, float]:
+    """The full pipeline: the view (`paired_resize_crop` or `whole_view`), then (training only)
+    flip and RGB jitter.
 
-    Returns (rgb uint8 H×W×3, depth H×W, scale) like `paired_resize_crop`.
+    Returns (rgb uint8 H×W×3, depth H×W, horizontal scale) like `paired_resize_crop`.
     """
-    rgb, depth, scale = paired_resize_crop(rgb, depth, size, rng, train=train)
+    if view == "whole":
+        rgb, depth, scale = whole_view(rgb, depth, size)
+    elif view == "crop":
+        rgb, depth, scale = paired_resize_crop(rgb, depth, size, rng, train=train)
+    else:
+        raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
     if train:
         rgb, depth = paired_hflip(rgb, depth, rng)
         if jitter and rng.random() < jitter_p:

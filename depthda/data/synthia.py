@@ -29,12 +29,19 @@ an `intrinsics.json` at the root ({"fx": ..., "width": ...}) overrides it. A res
 the focal length by s; a crop leaves it unchanged. So a sample resized to cover the training size
 and then cropped has focal f × (resized width / reference width) = `focal_at(resized width)` —
 not `focal_at(crop width)`. Each dataset item carries its own value in "focal_px".
+
+Loading speed: `depthda data prepare` (depthda/data/prepare.py) writes copies in this format that
+decode several times faster (uncompressed RGB, one-channel depth, frames at the training size)
+and give the same samples; a root holding such copies carries a `prepared.json`, and
+SynthiaDataset refuses it at a size or view it was not made for. `depthda bench data` measures
+each stage of an item (`SynthiaDataset.item(index, lap)`).
 """
 
 from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -99,6 +106,8 @@ LAYOUT_NAMES = {"rand": "RAND-CITYSCAPES", "seqs": "SEQS"}
 SYNTHIA_FOCAL_PX = 532.740352
 SYNTHIA_WIDTH_PX = 1280
 INTRINSICS_FILE = "intrinsics.json"
+# Written by `depthda data prepare` (depthda/data/prepare.py) beside the copies it makes.
+PREPARED_MANIFEST = "prepared.json"
 # KITTI evaluation range (Eigen split tables cap at 80 m); SYNTHIA's sky would otherwise be 655 m.
 DEFAULT_MAX_DEPTH = 80.0
 VAL_BUCKETS = 1000
@@ -165,8 +174,9 @@ def list_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     return [(rgbs[name], depths[name]) for name in sorted(rgbs)]
 
 
-def read_depth(path: str | Path, max_depth: float | None = DEFAULT_MAX_DEPTH) -> np.ndarray:
-    """A SYNTHIA depth PNG as H×W float32 metres; 0 = no depth; capped at `max_depth` (None: no cap)."""
+def read_depth_cm(path: str | Path) -> np.ndarray:
+    """A SYNTHIA depth PNG as stored: H×W uint16 centimetres (0 = no depth), after the checks
+    `read_depth` makes (16-bit, 1 channel or 3 equal ones)."""
     path = Path(path)
     img = read_unchanged(path, "depth image")
     if img.dtype == np.uint8:
@@ -181,13 +191,54 @@ def read_depth(path: str | Path, max_depth: float | None = DEFAULT_MAX_DEPTH) ->
             # SYNTHIA-AL/-SF spread one depth over R, G and B; that is a different encoding.
             raise DepthdaError(f"depth {path} has 3 different channels; SYNTHIA-RAND/SEQS depth repeats "
                                "centimetres in every channel (other SYNTHIA releases are not supported)")
-        img = img[:, :, 0]
-    depth = img.astype(np.float32) / np.float32(CM_PER_M)
+        img = np.ascontiguousarray(img[:, :, 0])
+    return img
+
+
+def _check_max_depth(max_depth: float | None) -> None:
+    if max_depth is not None and not max_depth > 0:
+        raise DepthdaError(f"max_depth must be positive, got {max_depth}")
+
+
+def depth_cm_to_m(cm: np.ndarray, max_depth: float | None = DEFAULT_MAX_DEPTH) -> np.ndarray:
+    """uint16 centimetres -> float32 metres capped at `max_depth`: the arithmetic of `read_depth`.
+
+    Element by element, so it gives the same result before or after any resampling that only
+    picks pixels (nearest-neighbour resize, crop, flip): SynthiaDataset converts after cropping.
+    """
+    _check_max_depth(max_depth)
+    depth = cm.astype(np.float32) / np.float32(CM_PER_M)
     if max_depth is not None:
-        if not max_depth > 0:
-            raise DepthdaError(f"max_depth must be positive, got {max_depth}")
         np.minimum(depth, np.float32(max_depth), out=depth)
     return depth
+
+
+def read_depth(path: str | Path, max_depth: float | None = DEFAULT_MAX_DEPTH) -> np.ndarray:
+    """A SYNTHIA depth PNG as H×W float32 metres; 0 = no depth; capped at `max_depth` (None: no cap)."""
+    return depth_cm_to_m(read_depth_cm(path), max_depth)
+
+
+# OpenCV >= 4.10 can hand out RGB order itself (libpng swaps while decoding), saving a pass.
+_IMREAD_COLOR_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def read_synthia_rgb(path: str | Path) -> np.ndarray:
+    """An RGB image as H×W×3 uint8 RGB, equal to `depthda.utils.images.read_rgb`'s result.
+
+    8-bit RGB PNGs (SYNTHIA's, and `depthda data prepare`'s) are decoded straight to RGB order;
+    anything else goes through `read_rgb`'s conversions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DepthdaError(f"image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    head = data[:26].tobytes()
+    if (_IMREAD_COLOR_RGB is not None and len(head) == 26 and head.startswith(_PNG_SIGNATURE)
+            and head[12:16] == b"IHDR" and head[24] == 8 and head[25] == 2):
+        img = cv2.imdecode(data, _IMREAD_COLOR_RGB)
+        if img is not None and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8:
+            return img
+    return read_rgb(path)
 
 
 def read_intrinsics(root: str | Path) -> tuple[float, int]:
@@ -203,6 +254,29 @@ def read_intrinsics(root: str | Path) -> tuple[float, int]:
     if not (fx > 0 and width > 0):
         raise DepthdaError(f"{path}: fx and width must be positive")
     return fx, width
+
+
+def check_prepared(root: str | Path, size: tuple[int, int], view: str) -> None:
+    """Refuse copies made by `depthda data prepare` for another training size or view: they give
+    the originals' samples only at the (size, view) they were made for (or at any, if made at
+    full resolution). A root without the manifest is not checked."""
+    path = Path(root) / PREPARED_MANIFEST
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text())
+        made_size, made_view = data["size"], data["view"]
+        if made_size is not None:
+            made_size = (int(made_size[0]), int(made_size[1]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DepthdaError(f"{path} is not a manifest of `depthda data prepare` ({exc}); "
+                           "prepare the copies again") from None
+    if made_size is None or (made_size, made_view) == (tuple(size), view):
+        return
+    source = data.get("source", "the original SYNTHIA root")
+    raise DepthdaError(f"{root} holds copies prepared for the {made_view!r} view at {made_size[0]}x{made_size[1]}, "
+                       f"not the {view!r} view at {size[0]}x{size[1]}: run `depthda data prepare {source} --out ... "
+                       f"--size {size[0]}x{size[1]} --view {view}` (or without --size for any size), or use the originals")
 
 
 def _bucket(name: str) -> int:
@@ -275,8 +349,10 @@ class SynthiaDataset(Dataset):
 
     Items: {"rgb": float32 3×H×W in [-1, 1], "depth": float32 1×H×W metres (0 = invalid),
     "name": file stem, "focal_px": float32 focal length of this crop in pixels}.
-    Training items are randomly zoomed/cropped/flipped/colour-jittered (depthda.data.augment);
-    "val" items — and any split with augment=False — are resized to cover `size` and centre-cropped.
+    `view` "crop": training items are randomly zoomed/cropped/flipped/colour-jittered
+    (depthda.data.augment); "val" items — and any split with augment=False — are resized to cover
+    `size` and centre-cropped. `view` "whole": every item is the whole frame resized to `size`
+    (training items then flipped and jittered as with crops).
 
     Randomness is a pure function of (seed, epoch, index), so a resumed run that calls
     `set_epoch(e)` and replays the sampler's order sees exactly the same samples, whatever the
@@ -288,7 +364,7 @@ class SynthiaDataset(Dataset):
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = DEFAULT_SIZE,
                  augment: bool = True, max_depth: float | None = DEFAULT_MAX_DEPTH,
-                 val_fraction: float = 0.05, seed: int = 0):
+                 val_fraction: float = 0.05, seed: int = 0, view: str = "crop"):
         if split not in SPLITS:
             raise DepthdaError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
@@ -311,6 +387,11 @@ class SynthiaDataset(Dataset):
         self.augment = bool(augment) and split != "val"
         self.max_depth = max_depth
         self.seed = int(seed)
+        from depthda.data.augment import VIEWS
+        if view not in VIEWS:
+            raise DepthdaError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+        self.view = view
+        check_prepared(self.root, self.size, self.view)
         self.focal_px, self.focal_width_px = read_intrinsics(self.root)
         self.epoch = 0
 
@@ -332,15 +413,36 @@ class SynthiaDataset(Dataset):
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index)
+
+    def item(self, index: int, lap: Callable[[str], None] | None = None) -> dict:
+        """`dataset[index]`; `lap(stage)` (if given) is called as each stage ends: "decode_rgb",
+        "decode_depth", "augment" (resize, crop, flip, jitter), "to_tensor" (depthda bench data).
+
+        Depth stays in the file's uint16 centimetres through the augmentation (which only picks
+        depth pixels) and becomes metres on the crop alone: the same values as converting first.
+        """
+        lap = lap or _no_lap
         rgb_path, depth_path = self.pairs[index]
-        rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, self.max_depth)
-        if rgb.shape[:2] != depth.shape:
+        rgb = read_synthia_rgb(rgb_path)
+        lap("decode_rgb")
+        depth_cm = read_depth_cm(depth_path)
+        lap("decode_depth")
+        if rgb.shape[:2] != depth_cm.shape:
             raise DepthdaError(f"RGB {rgb_path} is {rgb.shape[1]}×{rgb.shape[0]} but its depth "
-                               f"{depth_path} is {depth.shape[1]}×{depth.shape[0]}")
+                               f"{depth_path} is {depth_cm.shape[1]}×{depth_cm.shape[0]}")
         rng = self.rng_for(index) if self.augment else None
         full_width = rgb.shape[1]
-        rgb, depth, scale = augment_pair(rgb, depth, self.size, rng, train=self.augment)
-        return {"rgb": to_tensor(rgb).contiguous(), "depth": torch.from_numpy(depth)[None].float(),
+        rgb, depth_cm, scale = augment_pair(rgb, depth_cm, self.size, rng, train=self.augment,
+                                            view=self.view)
+        lap("augment")
+        item = {"rgb": to_tensor(rgb).contiguous(),
+                "depth": torch.from_numpy(depth_cm_to_m(depth_cm, self.max_depth))[None],
                 "name": rgb_path.stem,
                 "focal_px": torch.tensor(self.focal_at(full_width * scale), dtype=torch.float32)}
+        lap("to_tensor")
+        return item
+
+
+def _no_lap(stage: str) -> None:
+    pass

@@ -8,6 +8,13 @@ border padding to the stride, style generator, depth U-Net, decoding to metres, 
 resize back. Depth assumes the training camera's field of view: for another camera multiply by
 DepthPipeline.focal_scale(focal_px, W) outside the graph.
 
+The working size is the depth model's resize policy applied to the export size, as for every other
+path (DepthPipeline.working_size). The export size defaults to the training size, where both
+policies are the identity: the graph then runs the networks on the input as it is. Under
+"stretch" any other `size` (e.g. KITTI's 375x1242 for a 256x1024 model) is resized inside the graph
+straight to the training size and the depth back to `size`; under "keep_aspect" to the training
+width at the export size's aspect ratio, padded to the stride.
+
 Every export is run once on a sample frame and compared with the PyTorch pipeline; the largest
 absolute difference (metres) is returned and printed.
 """
@@ -92,7 +99,7 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
     output = Path(output)
     pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style)
     if isinstance(size, str):
-        size = parse_size(size, min_side=1)  # the pipeline pads any size to its stride
+        size = parse_size(size, min_side=1)  # the pipeline fits any size to the networks (its resize policy)
     size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
     pipe.working_size(*size)  # refuses absurd sizes before tracing
     graph = _Graph(pipe).eval()

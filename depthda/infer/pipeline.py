@@ -10,21 +10,32 @@ Inputs
     * numpy H×W×3 uint8 RGB (grey/RGBA/16-bit arrays are converted) → numpy H×W float32 metres;
     * torch B×3×H×W, uint8 (0..255) or float (0..1) → torch B×H×W float32 metres.
 
-Working resolution. The networks run at the depth model's training width W_net
-(config["size"][1]) and the proportional height, so a frame's aspect ratio is kept: the input is
-resized there with the filters the training data loaders use (cv2 INTER_AREA when shrinking,
-INTER_LINEAR when enlarging; tensor inputs get the same resize as two matrix products, see
-resize_matrix), then padded (replicating the border rows/columns, bottom and right) up to a
-multiple of lcm(U-Net stride 2**levels, 4 = the style generator's stride). After the networks the
-padding is cropped and depth is resized back to the input's resolution bilinearly. Any input size
-works, down to 1×1 (tiny images are upsampled to the working width); only absurd aspect ratios
-(working height > MAX_WORKING_HEIGHT) are refused.
+Working resolution: the depth model's resize policy, config.json "resize" (working_geometry; the
+one place predict, bench, export and eval take it from):
+    * "stretch": the networks run at the training size H_net×W_net (config["size"]) whatever the
+      frame's shape, as the paper's authors feed 1024×256; a frame of another aspect ratio is
+      stretched, as the training frames were (DepthConfig.view "whole").
+    * "keep_aspect" (also a config.json without the field, written before it existed): the
+      training width W_net and the proportional height, so a frame's aspect ratio is kept.
+The input is resized there with the filters the training data loaders use (depthda.data.augment.
+resize_to: cv2 INTER_AREA along an axis that shrinks, INTER_LINEAR along one that grows; tensor
+inputs get the same resize as two matrix products, see resize_matrix), then padded (replicating
+the border rows/columns, bottom and right) up to a multiple of lcm(U-Net stride 2**levels, 4 = the
+style generator's stride) — never needed under "stretch", whose training size is such a multiple.
+Padding is input no training frame had, and it enters every normalisation statistic: at the
+paper's stride of 256, a KITTI frame (375×1242) kept at its aspect is 309×1024 and padded to 512
+rows (40 % padding), which is why the paper preset stretches. After the networks the padding is
+cropped and depth is resized back to the input's resolution bilinearly. Any input size works, down
+to 1×1 (tiny images are upsampled); under "keep_aspect" only absurd aspect ratios (working height
+> MAX_WORKING_HEIGHT) are refused.
 
 Metric scale. The depth network learned the synthetic training camera's scale; its config holds
 that camera's focal length `focal_px` in pixels at W_net. Objects look bigger through a longer
 lens, so with the input camera's focal f (pixels, at the input's resolution), depth is multiplied
 by (f · W_net / W_input) / focal_px. Without f the input camera is assumed to have the training
-camera's field of view (factor 1).
+camera's field of view (factor 1). Both resize policies scale the width by W_net / W_input (a
+stretch changes only the vertical scale), so the factor is the same under either: focal_px is a
+horizontal focal length, as the training frames' was.
 
 Speed: with `optimize` (the default) the networks are rewritten for inference without changing
 what they compute (|Δ| ~1e-5 relative; depthda.infer.fast.speed_up: folded batch norm, a faster
@@ -35,7 +46,8 @@ in again every frame). Normalisation happens inside the module (uint8 goes to th
 quarter of float's bytes). On CPU, depthda.infer.scheduling.FrameParallel runs whole frames on
 separate cores instead of splitting each layer across them. On CUDA: autocast (bf16 where
 supported, else fp16) and optional torch.compile (compile_(), for long runs on a GPU; on CPU it
-has not paid off). The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images and
+has not paid off). The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images
+(and of the intermediate uint8 image when a stretch shrinks one axis and enlarges the other) and
 cv2-vs-torch bilinear upsampling of the result.
 """
 
@@ -55,7 +67,9 @@ from torch import nn
 from depthda.errors import DepthdaError
 from depthda.infer.fast import prepare_cpu_process, speed_up
 from depthda.infer.temporal import TemporalFilter
+from depthda.data.augment import resize_to
 from depthda.models.batch_norm import per_image_batch_norm
+from depthda.models.configs import resize_policy
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import to_signed_unit
 from depthda.models.weights import load_exported
@@ -65,6 +79,21 @@ from depthda.utils.images import resize_interpolation, to_rgb_uint8
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
+
+
+def working_geometry(depth_config: dict, multiple: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(h, w) the networks see before padding and (h, w) after padding to `multiple`, for a
+    height×width input, under the resize policy of a depth model's config.json (module docstring)."""
+    net_h, net_w = int(depth_config["size"][0]), int(depth_config["size"][1])
+    if resize_policy(depth_config) == "stretch":
+        hn, wn = net_h, net_w
+    else:
+        wn = net_w
+        hn = max(1, round(height * wn / width))
+        if hn > MAX_WORKING_HEIGHT:
+            raise DepthdaError(f"image {height}x{width} is too tall for its width (working size {hn}x{wn})")
+    m = multiple
+    return hn, wn, -(-hn // m) * m, -(-wn // m) * m
 
 
 @functools.lru_cache(maxsize=16)
@@ -92,8 +121,13 @@ class DepthPipeline(nn.Module):
         try:
             self.depth_param = DepthParam.from_dict(depth_config["depth_param"])
             self.net_width = int(depth_config["size"][1])
+            self.net_height = int(depth_config["size"][0])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise DepthdaError(f"depth model config lacks a valid 'depth_param' or 'size': {exc}") from None
+        try:
+            self.resize_policy = resize_policy(depth_config)
+        except ValueError as exc:
+            raise DepthdaError(f"depth model config: {exc}") from None
         self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
@@ -165,13 +199,9 @@ class DepthPipeline(nn.Module):
 
     # ------------------------------------------------------------------ geometry and scale
     def working_size(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """(h, w) the networks see before padding and (h, w) after padding, for an input size."""
-        wn = self.net_width
-        hn = max(1, round(height * wn / width))
-        if hn > MAX_WORKING_HEIGHT:
-            raise DepthdaError(f"image {height}x{width} is too tall for its width (working size {hn}x{wn})")
-        m = self.multiple
-        return hn, wn, -(-hn // m) * m, -(-wn // m) * m
+        """(h, w) the networks see before padding and (h, w) after padding, for an input size,
+        under this model's resize policy (working_geometry)."""
+        return working_geometry(self.depth_config, self.multiple, height, width)
 
     def focal_scale(self, focal_px: float | None, width: int) -> float:
         """Depth factor for an input camera of focal `focal_px` (pixels at `width`); 1 without one."""
@@ -191,9 +221,9 @@ class DepthPipeline(nn.Module):
         is_uint8 = x.dtype == torch.uint8
         x = x.float()
         if (h, w) != (hn, wn):
-            interp = resize_interpolation(w, wn)
-            x = torch.matmul(resize_matrix(h, hn, interp).to(x.device), x)
-            x = torch.matmul(x, resize_matrix(w, wn, interp).T.to(x.device))
+            # Each axis with its own filter, as data.augment.resize_to (the numpy path's resize).
+            x = torch.matmul(resize_matrix(h, hn, resize_interpolation(h, hn)).to(x.device), x)
+            x = torch.matmul(x, resize_matrix(w, wn, resize_interpolation(w, wn)).T.to(x.device))
             if is_uint8:
                 x = torch.floor(x + 0.5)  # cv2 rounds a resized uint8 image half up
         return to_signed_unit(x) if is_uint8 else x * 2 - 1
@@ -208,8 +238,9 @@ class DepthPipeline(nn.Module):
         out = self.depth(x)
         return self.depth_param.decode(out[:, 0, :hn, :wn])
 
-    def forward_working(self, x: torch.Tensor) -> torch.Tensor:
-        """Bx3xHxW uint8/float(0..1) → B×hn×wn depth in metres at the working size (unscaled)."""
+    def network_input(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Bx3xHxW uint8/float(0..1) → (the networks' input: Bx3xHpxWp float in [-1, 1], resized
+        and padded, with the hn×wn of it that is image)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise DepthdaError(f"expected a Bx3xHxW tensor, got shape {tuple(x.shape)}")
         # int(): under tracing shapes are tensors; the exported graph has a fixed size anyway.
@@ -217,7 +248,11 @@ class DepthPipeline(nn.Module):
         x = self._resize_input(x, hn, wn)
         if (hp, wp) != (hn, wn):
             x = F.pad(x, (0, wp - wn, 0, hp - hn), mode="replicate")
-        return self.networks(x, hn, wn)
+        return x, hn, wn
+
+    def forward_working(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW uint8/float(0..1) → B×hn×wn depth in metres at the working size (unscaled)."""
+        return self.networks(*self.network_input(x))
 
     def forward(self, x, focal_px: float | None = None):
         """Tensor Bx3xHxW (uint8 0..255 or float 0..1) → B×H×W metres; numpy H×W×3 → numpy H×W."""
@@ -238,13 +273,12 @@ class DepthPipeline(nn.Module):
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """H×W×3 uint8 RGB → hp×wp×3 uint8 at the working size, border-replicated to the stride.
 
-        Resized with cv2 exactly as the training loaders resize images (INTER_AREA when shrinking,
-        INTER_LINEAR when enlarging, on uint8).
+        Resized exactly as the training loaders resize images (data.augment.resize_to: cv2
+        INTER_AREA along an axis that shrinks, INTER_LINEAR along one that grows, on uint8).
         """
         h, w = image.shape[:2]
         hn, wn, hp, wp = self.working_size(h, w)
-        if (h, w) != (hn, wn):
-            image = cv2.resize(image, (wn, hn), interpolation=resize_interpolation(w, wn))
+        image = resize_to(image, (hn, wn))
         if (hp, wp) != (hn, wn):
             image = cv2.copyMakeBorder(image, 0, hp - hn, 0, wp - wn, cv2.BORDER_REPLICATE)
         return image

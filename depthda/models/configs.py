@@ -2,7 +2,8 @@
 
 Training writes these and inference reads them, so the keys below are the contract between the
 two: the architecture to rebuild, the size it was trained at, how its output maps to metres
-(depth) and the focal length of the camera it learned metric scale from.
+(depth), the focal length of the camera it learned metric scale from and how inference fits a
+frame to the network (`resize`, see depthda.infer.pipeline).
 """
 
 from __future__ import annotations
@@ -11,6 +12,19 @@ import depthda
 from depthda.models import preset_args
 from depthda.models.depth_param import DepthParam
 
+# How inference fits a frame to the depth network (config.json "resize"; depthda.infer.pipeline):
+# "stretch" resizes straight to the training size H×W; "keep_aspect" resizes to the training width
+# at the frame's aspect ratio and pads to the stride. A config.json without the field (written
+# before it existed) means "keep_aspect", what inference always did until then.
+RESIZE_POLICIES = ("keep_aspect", "stretch")
+LEGACY_RESIZE = "keep_aspect"
+PRESET_RESIZE = {
+    # As the authors; kept at its aspect a KITTI frame is 309x1024, padded to 512 rows (stride 256).
+    "paper": "stretch",
+    # Not the authors' stretch: at 416 wide a KITTI frame is 126 rows, padded to 128 (1.6 %), and keeps its shape.
+    "small": "keep_aspect",
+}
+
 
 def _model_config(kind: str, arch: str, preset: str, size: tuple[int, int], **fields) -> dict:
     return {"kind": kind, "arch": arch, "arch_args": preset_args(arch, preset), "preset": preset,
@@ -18,13 +32,25 @@ def _model_config(kind: str, arch: str, preset: str, size: tuple[int, int], **fi
             "code_version": depthda.__version__, **fields}
 
 
+def resize_policy(depth_config: dict) -> str:
+    """A depth model's inference resize policy, from its config.json (LEGACY_RESIZE if absent)."""
+    policy = depth_config.get("resize", LEGACY_RESIZE)
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose from {', '.join(RESIZE_POLICIES)}")
+    return policy
+
+
 def depth_model_config(preset: str = "small", size: tuple[int, int] = (128, 416),
                        depth_param: DepthParam | None = None, focal_px: float | None = None,
-                       **extra) -> dict:
-    """`focal_px`: horizontal focal length, in pixels at the training width, of the training camera."""
+                       resize: str | None = None, **extra) -> dict:
+    """`focal_px`: horizontal focal length, in pixels at the training width, of the training camera;
+    `resize`: the inference resize policy (None: the preset's, PRESET_RESIZE)."""
     depth_param = depth_param or DepthParam()
+    resize = resize or PRESET_RESIZE.get(preset, LEGACY_RESIZE)
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {resize!r}; choose from {', '.join(RESIZE_POLICIES)}")
     return _model_config("depth", "unet", preset, size, depth_param=depth_param.to_dict(),
-                         focal_px=None if focal_px is None else float(focal_px), **extra)
+                         focal_px=None if focal_px is None else float(focal_px), resize=resize, **extra)
 
 
 def style_model_config(preset: str = "small", size: tuple[int, int] = (128, 416), **extra) -> dict:

@@ -18,6 +18,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.models.batch_norm import BATCH_NORM_MODES
+from depthda.models.configs import RESIZE_POLICIES
 from depthda.models.depth_param import DepthParam
 
 # Per architecture: argument → (type, lowest, highest) or a tuple of allowed values. The ranges
@@ -87,6 +88,8 @@ def check_config(config, source: str) -> dict:
             raise _fail(source, f"focal_px must be a positive number of pixels (or null), got {focal!r}")
     if config.get("batch_norm") is not None and config["batch_norm"] not in BATCH_NORM_MODES:
         raise _fail(source, f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {config['batch_norm']!r}")
+    if "resize" in config and config["resize"] not in RESIZE_POLICIES:
+        raise _fail(source, f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {config['resize']!r}")
     if "depth_param" in config:
         try:
             DepthParam.from_dict(config["depth_param"])

@@ -1,9 +1,11 @@
 """Full training checkpoints: models, optimisers, scaler, step and every RNG state.
 
 The entries: "step"; "task" (Task.state_dict() of rank 0); "rng" (each rank's RNG states, by
-rank); "compat" (Task.compat()); "config"; "best" (the best validation so far, or None); and under
-torchrun, when the task keeps per-rank state, "rank_task" (rank r's Task.per_rank_state entries
-at index r - 1). `load_checkpoint` checks these before anything uses them.
+rank); "compat" (Task.compat()); "config"; "best" (the best validation so far, or None);
+"samples_drawn" (how many samples each rank has taken from its data stream, where a resumed run's
+data continues; absent in checkpoints from before tasks took several batches per step: one batch
+per step then); and under torchrun, when the task keeps per-rank state, "rank_task" (rank r's
+Task.per_rank_state entries at index r - 1). `load_checkpoint` checks these before anything uses them.
 
 Written with torch.save to a temporary file and renamed, so a crash mid-write leaves the previous
 checkpoint intact. RNG states are stored as tensors and plain lists so the file loads with
@@ -121,6 +123,9 @@ def _check_layout(path: Path, state) -> None:
     if best is not None and not (isinstance(best, dict) and isinstance(best.get("score"), (int, float))
                                  and isinstance(best.get("step"), int)):
         refuse("its 'best' entry has no numeric score and step")
+    drawn = state.get("samples_drawn", 0)
+    if not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0:
+        refuse(f"its 'samples_drawn' entry is {drawn!r}, not a count")
     own = state.get("rank_task", [])
     if not isinstance(own, list) or not all(isinstance(r, dict) for r in own):
         refuse("its 'rank_task' entry is not a list of task states")

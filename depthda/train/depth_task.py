@@ -1,15 +1,19 @@
 """The depth task (the paper's stage 1): a U-Net learns RGB -> depth on synthetic data with L1 +
 WGAN-GP (Atapour-Abarghouei & Breckon 2018).
 
-Per generator step the critic takes `critic_steps` updates on the same batch: the generator's
-output does not change between them, so it is computed once and the critic's steps differ only in
-the gradient penalty's random interpolates. The generator then minimises
-λ·L1 + (1 − λ)·(−critic score) on valid pixels, in the network's log-depth space (λ = l1_weight).
-The losses are in depthda/train/losses.py.
+Per generator step the critic takes `critic_steps` updates. With `fresh_critic_batches` (WGAN-GP's
+Algorithm 1, Gulrajani et al. 2017) each critic update draws its own batch, real depth against the
+current generator's depth for that batch, and the generator step then takes one more: the task
+asks the Trainer for critic_steps + 1 batches per step (`batches_per_step`). Without it, one batch
+serves all: the generator's output does not change between the critic's updates, so it is
+computed once and they differ only in the gradient penalty's random interpolates. The generator
+then minimises λ·L1 + (1 − λ)·(−critic score) on valid pixels, in the network's log-depth space
+(λ = l1_weight). The losses are in depthda/train/losses.py.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +27,11 @@ from depthda.eval.metrics import compute_depth_metrics, mean_metrics
 from depthda.models import build_model, preset_args
 from depthda.models.configs import depth_model_config
 from depthda.models.depth_param import DepthParam
+from depthda.models.init import apply_init
 from depthda.models.patchgan import CRITIC_PRESETS, build_critic
 from depthda.train.config import DepthConfig
 from depthda.train.distributed import DistInfo, average_gradients, unwrap, wrap_ddp
-from depthda.train.losses import critic_score, gradient_penalty, masked_l1, set_requires_grad
+from depthda.train.losses import critic_score, gradient_matching, gradient_penalty, masked_l1, set_requires_grad
 from depthda.train.visuals import colour_encoded_depth, rgb01, rows_grid
 from depthda.utils.device import autocast
 
@@ -42,13 +47,21 @@ class DepthTask:
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
         if not 0 <= cfg.ema_decay < 1:
             raise DepthdaError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
+        if not cfg.grad_weight >= 0:
+            raise DepthdaError(f"--grad-weight must be at least 0, got {cfg.grad_weight}")
+        if cfg.init_from and not (Path(cfg.init_from) / "model.safetensors").is_file():
+            raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
         self.param = DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
         self.train_set = SynthiaDataset(cfg.data_root, split="train", size=tuple(cfg.size), augment=True,
-                                        max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, seed=cfg.seed)
+                                        max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                        view=cfg.view)
+        # Validated in the training view's geometry (whole frames, or centre crops of crops' scale).
         self.val_set = SynthiaDataset(cfg.data_root, split="val", size=tuple(cfg.size), augment=False,
-                                      max_depth=cfg.max_depth, val_fraction=cfg.val_fraction)
-        # The focal length of an un-zoomed training crop: the one camera the exported model speaks for.
+                                      max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, view=cfg.view)
+        self.fresh_critic_batches = cfg.fresh_critic_batches and cfg.l1_weight < 1 and cfg.critic_steps > 0
+        self.batches_per_step = cfg.critic_steps + 1 if self.fresh_critic_batches else 1
+        # The focal length of an un-zoomed training view: the one camera the exported model speaks for.
         self.focal_px = float(self.val_set[0]["focal_px"])
         self._generator_config = {"arch": "unet", "arch_args": preset_args("unet", cfg.preset)}
         build_model(self._generator_config).check_size(*cfg.size)  # fail on a bad size before any work
@@ -57,8 +70,11 @@ class DepthTask:
     def build(self, device: torch.device, dist: DistInfo, amp_dtype) -> None:
         cfg = self.cfg
         self.device, self.dist, self.amp_dtype = device, dist, amp_dtype
-        self.generator = build_model(self._generator_config).to(device)  # built here: after the trainer seeds
-        self.critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"])).to(device)
+        self.generator = apply_init(build_model(self._generator_config), cfg.init).to(device)  # after the trainer seeds
+        if cfg.init_from:
+            self._load_init(cfg.init_from)
+        critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"]))
+        self.critic = apply_init(critic, cfg.init).to(device)
         if dist.enabled and device.type == "cuda":  # batch statistics over all GPUs (gloo has no SyncBatchNorm)
             self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
         self.generator_ddp = wrap_ddp(self.generator, dist, device)
@@ -70,6 +86,18 @@ class DepthTask:
         fp16 = amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_c = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    def _load_init(self, folder: str) -> None:
+        """Start the generator from an exported depth model of the same architecture and output."""
+        from depthda.models.weights import load_exported
+
+        model, config = load_exported(folder, "cpu")
+        mine = {"arch": self._generator_config["arch"], "arch_args": self._generator_config["arch_args"],
+                "depth_param": self.param.to_dict()}
+        theirs = {k: config.get(k) for k in mine}
+        if theirs != json.loads(json.dumps(mine)):
+            raise DepthdaError(f"--init-from {folder}: its network ({theirs}) is not the one this run trains ({mine})")
+        self.generator.load_state_dict(model.state_dict())
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "critic": self.critic, **({"ema": self.ema} if self.ema is not None else {})}
@@ -84,27 +112,42 @@ class DepthTask:
                 for i in range(0, n, self.cfg.batch_size)]
 
     # ------------------------------------------------------------ training
-    def train_step(self, batch, step: int) -> dict[str, float]:
-        cfg = self.cfg
+    def _inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rgb, target in the network's depth space, valid-pixel mask) of a batch."""
         rgb, depth = batch["rgb"], batch["depth"]
         # A crop zoomed by z looks like the scene seen from z times nearer through the nominal camera,
         # so its depth target is scaled by 1/z; the network then learns one metric camera.
         far = depth >= self.cfg.max_depth * 0.999  # capped sky/far field stays at the cap
         depth = torch.where(far, depth, depth * (self.focal_px / batch["focal_px"]).view(-1, 1, 1, 1))
-        valid = (depth > 0).float()
-        target = self.param.encode(depth)
+        return rgb, self.param.encode(depth), (depth > 0).float()
+
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        """`batch`: one batch, or with fresh critic batches a list of batches_per_step: one per
+        critic update, then the generator's."""
+        cfg = self.cfg
+        batches = batch if isinstance(batch, list) else [batch]
+        if len(batches) != self.batches_per_step:
+            raise ValueError(f"a step takes {self.batches_per_step} batches, got {len(batches)}")
+        rgb, target, valid = self._inputs(batches[-1])
         self.generator_ddp.train()
-        with autocast(self.device, self.amp_dtype):
-            fake = self.generator_ddp(rgb)
-        fake = fake.float()
+        if not self.fresh_critic_batches:
+            with autocast(self.device, self.amp_dtype):
+                fake = self.generator_ddp(rgb)
+            fake = fake.float()
 
         adv = cfg.l1_weight < 1
         if adv:
-            for _ in range(cfg.critic_steps):
+            for i in range(cfg.critic_steps):
+                if self.fresh_critic_batches:
+                    c_rgb, c_target, _ = self._inputs(batches[i])
+                    with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                        c_fake = self.generator(c_rgb).float()  # the current generator on this batch
+                else:
+                    c_rgb, c_target, c_fake = rgb, target, fake
                 with autocast(self.device, self.amp_dtype):
-                    w_real = critic_score(self.critic, rgb, target).float().mean()
-                    w_fake = critic_score(self.critic, rgb, fake.detach()).float().mean()
-                gp = gradient_penalty(self.critic, rgb, target, fake)
+                    w_real = critic_score(self.critic, c_rgb, c_target).float().mean()
+                    w_fake = critic_score(self.critic, c_rgb, c_fake.detach()).float().mean()
+                gp = gradient_penalty(self.critic, c_rgb, c_target, c_fake)
                 loss_c = w_fake - w_real + cfg.gp_weight * gp
                 self.opt_c.zero_grad(set_to_none=True)
                 self.scaler_c.scale(loss_c).backward()
@@ -115,10 +158,18 @@ class DepthTask:
                 average_gradients(self.critic, self.dist)
                 self.scaler_c.step(self.opt_c)
                 self.scaler_c.update()
+        if self.fresh_critic_batches:
+            with autocast(self.device, self.amp_dtype):
+                fake = self.generator_ddp(rgb)
+            fake = fake.float()
 
         l1 = masked_l1(fake, target, valid)
         loss_g = cfg.l1_weight * l1
         logs = {"loss/l1": l1.item()}
+        if cfg.grad_weight > 0:
+            grad = gradient_matching(fake, target, valid)
+            loss_g = loss_g + cfg.grad_weight * grad
+            logs["loss/gradient_matching"] = grad.item()
         if adv:
             set_requires_grad([self.critic], False)
             with autocast(self.device, self.amp_dtype):
@@ -208,7 +259,10 @@ class DepthTask:
 
     def export_config(self) -> dict:
         h, w = self.cfg.size
-        return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px,
-                                  train_data=str(Path(self.cfg.data_root)), training="stage1 L1 + WGAN-GP",
+        return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px, resize=self.cfg.resize,
+                                  train_data=str(Path(self.cfg.data_root)),
+                                  training="stage1 L1 + WGAN-GP" + (" + gradient matching" if self.cfg.grad_weight > 0 else ""),
                                   l1_weight=self.cfg.l1_weight,
+                                  **({"grad_weight": self.cfg.grad_weight} if self.cfg.grad_weight > 0 else {}),
+                                  **({"init_from": str(self.cfg.init_from)} if self.cfg.init_from else {}),
                                   **({"ema_decay": self.cfg.ema_decay} if self.cfg.ema_decay > 0 else {}))

@@ -53,6 +53,10 @@ class Task(Protocol):
     pools of its own fakes); the checkpoint holds them for every rank. Everything else in
     `state_dict()` is identical on all ranks."""
 
+    batches_per_step: int
+    """Batches each `train_step` takes (the depth task with fresh critic batches: critic_steps + 1).
+    With 1, `train_step` gets a batch; with more, a list of that many, in the data order."""
+
     def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None:
         """Create networks, optimisers and scalers on `device`. Called once, after the Trainer has
         seeded every RNG, so initial weights are a function of the seed; `amp_dtype` is the
@@ -77,7 +81,8 @@ class Task(Protocol):
         ...
 
     def train_step(self, batch, step: int) -> dict[str, float]:
-        """One optimisation step; returns TensorBoard scalars by tag (losses, learning rates)."""
+        """One optimisation step on a batch (a list of `batches_per_step` batches when that is more
+        than 1); returns TensorBoard scalars by tag (losses, learning rates)."""
         ...
 
     def validate(self, batches: list) -> dict[str, float]:
@@ -190,16 +195,21 @@ class Trainer:
         for net in networks:
             broadcast_from_main(net, dist)
         start, best = 0, None
+        per_step = max(1, int(getattr(task, "batches_per_step", 1)))
+        # Samples this rank has taken from its data stream: where a resumed run's data continues.
+        self._samples_drawn = 0
         if state is not None:
             self._restore(state, dist)
             start, best = state["step"], state.get("best")
+            # Checkpoints written before tasks could take several batches a step took one.
+            self._samples_drawn = int(state.get("samples_drawn", start * cfg.batch_size))
 
         dataset = task.train_dataset()
         if len(dataset) < cfg.batch_size:
             raise DepthdaError(f"only {len(dataset)} training samples for a batch size of {cfg.batch_size}")
         loader = DataLoader(
             StreamDataset(dataset), batch_size=cfg.batch_size,
-            sampler=StreamSampler(len(dataset), cfg.seed, start * cfg.batch_size, dist.rank, dist.world_size),
+            sampler=StreamSampler(len(dataset), cfg.seed, self._samples_drawn, dist.rank, dist.world_size),
             # More loader processes than CPUs only adds contention (and a PyTorch warning); the data
             # order and augmentation do not depend on the worker count.
             num_workers=min(cfg.num_workers, usable_cpus()), pin_memory=device.type == "cuda", drop_last=True,
@@ -230,12 +240,15 @@ class Trainer:
         try:
             end = cfg.steps if cfg.stop_at is None else min(cfg.steps, max(start + 1, cfg.stop_at))
             for step in range(start, end):
-                batch = next(it)
-                if isinstance(batch, FailedSample):
-                    raise DepthdaError(batch.message)
+                batches = [next(it) for _ in range(per_step)]
+                for b in batches:
+                    if isinstance(b, FailedSample):
+                        raise DepthdaError(b.message)
+                self._samples_drawn += per_step * cfg.batch_size
                 t_data = time.perf_counter()
-                batch = _to_device(batch, device)
-                logs = task.train_step(batch, step)
+                batches = [_to_device(b, device) for b in batches]
+                batch = batches[-1]
+                logs = task.train_step(batch if per_step == 1 else batches, step)
                 for net in networks:
                     broadcast_from_main(net, dist, buffers_only=True)
                 if device.type == "cuda":
@@ -246,7 +259,7 @@ class Trainer:
                 if step > start:  # the first batch includes starting the loader workers
                     wait_total += wait
                     compute_total += compute
-                    images_seen += cfg.batch_size * dist.world_size
+                    images_seen += per_step * cfg.batch_size * dist.world_size
                 for k, v in {**logs, "time/data_wait_ms": wait * 1e3, "time/compute_ms": compute * 1e3}.items():
                     window.setdefault(k, []).append(float(v))
                 done = step + 1
@@ -292,7 +305,8 @@ class Trainer:
         for k, v in window.items():
             writer.add_scalar(k, float(np.mean(v)), done)
         wait_ms, compute_ms = sum(window["time/data_wait_ms"]), sum(window["time/compute_ms"])
-        images = self.cfg.batch_size * world_size * len(window["time/compute_ms"])
+        per_step = max(1, int(getattr(self.task, "batches_per_step", 1)))
+        images = per_step * self.cfg.batch_size * world_size * len(window["time/compute_ms"])
         ips = images / max(1e-9, (wait_ms + compute_ms) / 1e3)
         writer.add_scalar("time/images_per_s", ips, done)
         if bar is not None:
@@ -329,7 +343,7 @@ class Trainer:
         ranks = gather_to_main({"rng": rng_state(), "task": {k: task_state[k] for k in self.task.per_rank_state}}, dist)
         if dist.is_main:
             state = {"step": done, "task": task_state, "rng": [r["rng"] for r in ranks], "compat": self.task.compat(),
-                     "config": config_to_dict(self.cfg), "best": best}
+                     "config": config_to_dict(self.cfg), "best": best, "samples_drawn": self._samples_drawn}
             if dist.enabled and self.task.per_rank_state:
                 # Rank 0's own entries are in "task" already; rank r's are rank_task[r - 1].
                 state["rank_task"] = [r["task"] for r in ranks[1:]]

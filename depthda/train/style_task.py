@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from depthda.models import build_model, preset_args
 from depthda.models.configs import style_model_config
 from depthda.models.image_pool import ImagePool
+from depthda.models.init import apply_init
 from depthda.train.config import StyleConfig
 from depthda.train.distributed import DistInfo, unwrap, wrap_ddp
 from depthda.train.losses import cycle_loss, identity_loss, lsgan, lsgan_discriminator, set_requires_grad
@@ -36,6 +37,7 @@ class StyleTask:
     name = "stage2"
     # Under torchrun each rank's pools hold the fakes of its own batches, as one process's would.
     per_rank_state = ("pool_a", "pool_b")
+    batches_per_step = 1
 
     def __init__(self, cfg: StyleConfig):
         from depthda.data.unpaired import UnpairedDataset  # validates both domains before any model is built
@@ -51,9 +53,9 @@ class StyleTask:
         cfg = self.cfg
         self.device, self.dist, self.amp_dtype = device, dist, amp_dtype
         disc = {"arch": "patchgan", "arch_args": preset_args("patchgan", cfg.preset)}
-        self.d_a, self.d_b = build_model(disc).to(device), build_model(disc).to(device)
         # Built here, after the trainer seeds, so initial weights are a function of --seed.
-        self.g_ab, self.g_ba = build_model(self._generator_config).to(device), build_model(self._generator_config).to(device)
+        self.d_a, self.d_b = (apply_init(build_model(disc), cfg.init).to(device) for _ in range(2))
+        self.g_ab, self.g_ba = (apply_init(build_model(self._generator_config), cfg.init).to(device) for _ in range(2))
         self.g_ab_ddp, self.g_ba_ddp = wrap_ddp(self.g_ab, dist, device), wrap_ddp(self.g_ba, dist, device)
         self.d_a_ddp, self.d_b_ddp = wrap_ddp(self.d_a, dist, device), wrap_ddp(self.d_b, dist, device)
         self.opt_g = torch.optim.Adam(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), lr=cfg.lr, betas=tuple(cfg.betas))
