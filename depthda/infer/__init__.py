@@ -7,6 +7,8 @@
     fast/          speed tricks that never change results: speed_up(model), prepare_cpu_process()
     scheduling.py  threaded stages (run_overlapped) and whole frames per CPU core (FrameParallel)
     predict.py     `depthda predict` as predict_path(): an image, a folder or a video → coloured depth
+    distributed_predict.py  a folder split across the processes of a torchrun launch
+    temporal.py    the motion-compensated filter that steadies video depth
     video_io.py    video reading and writing
     colorize.py    depth in metres → colour, one fixed mapping for every frame
     export.py      `depthda export`: the whole chain as one ONNX or TorchScript graph
