@@ -67,17 +67,23 @@ def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(cv2.resize(img, (out_w, h), interpolation=ix), (out_w, out_h), interpolation=iy)
 
 
+def _output_size(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, int]) -> tuple[int, int]:
+    """`size` as ints, checked positive, and the depth (if any) checked to match the RGB."""
+    out_h, out_w = int(size[0]), int(size[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    if depth is not None and depth.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"rgb {rgb.shape[:2]} and depth {depth.shape[:2]} sizes differ")
+    return out_h, out_w
+
+
 def whole_view(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """The whole frame resized straight to `size` = (H, W) (RGB with `resize_to`, depth with
     centre-aligned nearest neighbour). Returns (rgb, depth, horizontal scale W / width): the
     focal length in pixels at the new width is the old one times that scale, as for a crop."""
-    out_h, out_w = int(size[0]), int(size[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"size must be positive, got {size}")
+    out_h, out_w = _output_size(rgb, depth, size)
     h, w = rgb.shape[:2]
-    if depth is not None and depth.shape[:2] != (h, w):
-        raise ValueError(f"rgb {(h, w)} and depth {depth.shape[:2]} sizes differ")
     rgb = resize_to(rgb, (out_h, out_w))
     if depth is not None and depth.shape[:2] != (out_h, out_w):
         depth = cv2.resize(depth, (out_w, out_h), interpolation=cv2.INTER_NEAREST_EXACT)
@@ -93,12 +99,8 @@ def resize_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator
     crop, `rng` unused. Returns (rgb H×W×3, depth H×W or None, horizontal scale actually applied)
     — the scale is what the focal length must be multiplied by (cropping does not change it).
     """
-    out_h, out_w = int(size[0]), int(size[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"size must be positive, got {size}")
+    out_h, out_w = _output_size(rgb, depth, size)
     h, w = rgb.shape[:2]
-    if depth is not None and depth.shape[:2] != (h, w):
-        raise ValueError(f"rgb {(h, w)} and depth {depth.shape[:2]} sizes differ")
     scale = cover_scale(h, w, (out_h, out_w))
     if train:
         scale *= float(rng.uniform(1.0, max_zoom))

@@ -144,6 +144,16 @@ def _matrix(calib: dict[str, np.ndarray], key: str, shape: tuple[int, int], path
     return calib[key].reshape(shape)
 
 
+def rectified_camera(path: str | Path, camera: int = 2) -> tuple[float, float]:
+    """(focal length, principal row) in pixels, P_rect_0c[0, 0] and [1, 2] of a KITTI
+    calib_cam_to_cam.txt (camera 2 = left colour)."""
+    calib = read_calib_file(path)
+    key = f"P_rect_{camera:02d}"
+    if key not in calib or calib[key].size != 12:
+        raise DepthdaError(f"{path}: missing or malformed {key} (expected a KITTI calib_cam_to_cam.txt)")
+    return float(calib[key][0]), float(calib[key][6])
+
+
 def load_calib(calib_dir: str | Path, camera: int = 2) -> KittiCalib:
     calib_dir = Path(calib_dir)
     cam_path, velo_path = calib_dir / "calib_cam_to_cam.txt", calib_dir / "calib_velo_to_cam.txt"

@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from depthda import paths
 from depthda.data.gt_file import GroundTruthFile
-from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_calib_file,
-                                read_split, required_files)
+from depthda.data.kitti import (KittiFrame, check_files, check_gt_kind, load_ground_truth, read_split,
+                                rectified_camera, required_files)
 from depthda.errors import DepthdaError
 from depthda.eval.baselines import BASELINES
 from depthda.eval.breakdown import CAMERA_HEIGHT_M, FlatRoad, describe, region_masks
@@ -101,10 +101,7 @@ def calibrated_cameras(frames: list[KittiFrame], data_root: str | Path | None) -
         if key not in cache:
             cache[key] = None
             if key is not None and key[0].is_file():
-                p_rect = read_calib_file(key[0]).get(f"P_rect_{frame.camera:02d}")
-                if p_rect is None or p_rect.size != 12:
-                    raise DepthdaError(f"{key[0]}: missing or malformed P_rect_{frame.camera:02d}")
-                cache[key] = (float(p_rect[0]), float(p_rect[6]))
+                cache[key] = rectified_camera(*key)
         cameras.append(cache[key])
     return cameras
 

@@ -178,8 +178,9 @@ class EvalResult:
         scales = [r.scale for r in self.per_frame if r is not None]
         if self.protocol.scaling == "median":
             out["median_scale"] = {"mean": float(np.mean(scales)), "std": float(np.std(scales))}
-        if self.breakdown is not None:
-            out["breakdown"] = {**(self.breakdown_info or {}), "regions": self.breakdown}
+        breakdown = self.breakdown
+        if breakdown is not None:
+            out["breakdown"] = {**(self.breakdown_info or {}), "regions": breakdown}
         return out
 
     def table(self) -> str:
@@ -188,10 +189,11 @@ class EvalResult:
         lines = [f"protocol: {self.protocol.describe()}",
                  f"frames: {self.evaluated} evaluated, {len(self.skipped)} skipped (no valid ground truth)",
                  head, values]
-        if self.breakdown is not None:
+        breakdown = self.breakdown
+        if breakdown is not None:
             lines[2] = f"{'':9} " + head
             lines[3] = f"{'all':9} " + values
-            for name, m in self.breakdown.items():
+            for name, m in breakdown.items():
                 cells = " ".join(f"{'-':>9}" if m[n] is None else f"{m[n]:9.4f}" for n in METRIC_NAMES)
                 lines.append(f"{name:9} {cells}   ({m['pixel_fraction']:.0%} of pixels, {m['frames']} frames)")
         return "\n".join(lines)

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from depthda.data.kitti import read_calib_file
+from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
 from depthda.infer.pipeline import DepthPipeline
@@ -88,17 +88,11 @@ def depth_suffix(fmt: str) -> str:
     return ".png" if fmt == "png16" else ".npy"
 
 
-# ---------------------------------------------------------------------------- staging
-
 # ---------------------------------------------------------------------------- options
 
 def focal_from_calib(path: str | Path, camera: int = 2) -> float:
     """P_rect_0c[0, 0] of a KITTI calib_cam_to_cam.txt (camera 2 = left colour)."""
-    calib = read_calib_file(path)
-    key = f"P_rect_{camera:02d}"
-    if key not in calib or calib[key].size != 12:
-        raise DepthdaError(f"{path}: missing or malformed {key} (expected a KITTI calib_cam_to_cam.txt)")
-    return float(calib[key][0])
+    return rectified_camera(path, camera)[0]
 
 
 def input_kind(path: Path) -> str:
