@@ -32,7 +32,7 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
     # The temporal filter's row: what predict runs on video by default, and its own speedup.
     assert r["speedup_smoothed"] == pytest.approx(r["fps_smoothed"] / r["naive_fps"], rel=0.01)
     assert set(r["stage_ms_per_frame"]["pipeline_smoothed"]) == set(r["stage_ms_per_frame"]["pipeline"])
-    assert set(r["rounds"][0]) == {"naive_fps", "fps", "fps_smoothed"}
+    assert set(r["rounds"][0]) == {"naive_fps", "fps", "fps_smoothed", "order"}
     assert r["flops_per_frame"]["style"] > 1e8 and r["flops_per_frame"]["depth"] > 1e7
     assert r["peak_matmul_flops"] > 1e9 and 0 < r["model_stage_fraction_of_peak"] < 1.5
     # Same frames, same preprocessing: only float rounding separates the two paths.

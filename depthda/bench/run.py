@@ -49,6 +49,10 @@ class _Rounds:
     max_rel: float = 0.0
 
 
+_SIDES = ["naive", "pipe", "smooth"]
+_SIDE_NAMES = {"naive": "naive loop", "pipe": "pipeline", "smooth": "pipeline with the temporal filter"}
+
+
 def _interleaved_rounds(video: Path, n: int, pipe: DepthPipeline, checkpoint: Path, tmp: Path, near: float,
                         far: float, cmap: str, batch_size: int, workers: int, threads: int, rounds: int,
                         log: Callable[[str], None]) -> _Rounds:
@@ -57,43 +61,40 @@ def _interleaved_rounds(video: Path, n: int, pipe: DepthPipeline, checkpoint: Pa
     # Warm both paths once (oneDNN primitives, lazy imports) so neither pays start-up in its timing.
     pipeline_run(video, min(n, 4), pipe, tmp / "warm.mp4", near, far, cmap, batch_size, workers, threads)
     naive_run(video, 2, *naive_args, tmp / "warm.avi", near, far, cmap)
-    # Interleaved rounds, best kept: load from other processes then hits both alike.
+    # Interleaved rounds, best kept: load from other processes then hits all three alike. The order
+    # rotates each round, so a CPU that speeds up or slows down within a round favours none of them.
     best = _Rounds()
     for r in range(rounds):
-        log(f"bench: round {r + 1}/{rounds}: naive loop")
-        t = time.perf_counter()
-        times, naive_depths = naive_run(video, n, *naive_args, tmp / "naive.mp4", near, far, cmap)
-        dt_naive = time.perf_counter() - t
-        if dt_naive < best.naive_s:
-            best.naive_s, best.naive_times = dt_naive, times
-        log(f"bench: round {r + 1}/{rounds}: pipeline ({n / dt_naive:.1f} frames/s naive)")
-        t = time.perf_counter()
-        times, pipe_depths, written = pipeline_run(video, n, pipe, tmp / "pipeline.mp4", near, far, cmap,
-                                                   batch_size, workers, threads)
-        dt_pipe = time.perf_counter() - t
-        if dt_pipe < best.pipe_s:
-            best.pipe_s, best.pipe_times = dt_pipe, times
-        log(f"bench: round {r + 1}/{rounds}: pipeline with the temporal filter ({n / dt_pipe:.1f} frames/s without)")
-        t = time.perf_counter()
-        times, _, _ = pipeline_run(video, n, pipe, tmp / "smoothed.mp4", near, far, cmap, batch_size, workers, threads,
-                                   smooth=True)
-        dt_smooth = time.perf_counter() - t
-        if dt_smooth < best.smooth_s:
-            best.smooth_s, best.smooth_times = dt_smooth, times
-        best.fps.append({"naive_fps": round(n / dt_naive, 3), "fps": round(n / dt_pipe, 3),
-                         "fps_smoothed": round(n / dt_smooth, 3)})
+        seconds, out = {}, {}
+        for side in _SIDES[r % 3:] + _SIDES[:r % 3]:
+            log(f"bench: round {r + 1}/{rounds}: {_SIDE_NAMES[side]}")
+            t = time.perf_counter()
+            if side == "naive":
+                out[side] = naive_run(video, n, *naive_args, tmp / "naive.mp4", near, far, cmap)
+            else:
+                out[side] = pipeline_run(video, n, pipe, tmp / f"{side}.mp4", near, far, cmap, batch_size, workers,
+                                         threads, smooth=side == "smooth")
+            seconds[side] = time.perf_counter() - t
+            log(f"bench: round {r + 1}/{rounds}: {_SIDE_NAMES[side]} {n / seconds[side]:.1f} frames/s")
+            if seconds[side] < getattr(best, f"{side}_s"):
+                setattr(best, f"{side}_s", seconds[side])
+                setattr(best, f"{side}_times", out[side][0])
+        best.fps.append({"naive_fps": round(n / seconds["naive"], 3), "fps": round(n / seconds["pipe"], 3),
+                         "fps_smoothed": round(n / seconds["smooth"], 3), "order": _SIDES[r % 3:] + _SIDES[:r % 3]})
+        naive_depths = out["naive"][1]
+        _, pipe_depths, written = out["pipe"]
         if written != n or len(naive_depths) != n:
             raise DepthdaError(f"frame counts differ: read {n}, pipeline wrote {written}, naive {len(naive_depths)}")
         best.max_diff = max(float(np.abs(a - b).max()) for a, b in zip(pipe_depths, naive_depths))
         best.max_rel = max(float((np.abs(a - b) / b).max()) for a, b in zip(pipe_depths, naive_depths))
-        del pipe_depths, naive_depths
+        del pipe_depths, naive_depths, out
     return best
 
 
 def run_bench(video: str | Path | None = None, *, frames: int | None = 75, checkpoint: str | Path | None = None,
               device: str = "cpu", batch_size: int | None = None, workers: int | None = None,
               threads: int | None = None, json_path: str | Path | None = None, cmap: str = "magma",
-              ablation: bool = True, random_weights: bool = False, rounds: int = 2,
+              ablation: bool = True, random_weights: bool = False, rounds: int = 3,
               log: Callable[[str], None] = lambda message: None) -> dict:
     """Time naive vs pipeline on the first `frames` frames; `random_weights` benches randomly
     initialised small presets (speed does not depend on the weights' values). `log` hears what

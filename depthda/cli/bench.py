@@ -39,7 +39,8 @@ def bench(
     device: str = typer.Option("cpu", help="cpu (the naive baseline is a CPU loop)."),
     batch_size: Optional[int] = typer.Option(None, help="Frames per model call (default: one per model worker)."),
     workers: Optional[int] = typer.Option(None, help="Frames run in parallel by the model stage (default min(cores, 2))."),
-    rounds: int = typer.Option(2, help="Interleaved naive/pipeline rounds; the best of each is kept."),
+    rounds: int = typer.Option(3, help="Interleaved naive/pipeline/filtered rounds, the order rotating each round; "
+                                       "the best of each is kept."),
     no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip the per-optimisation model timings."),
 ) -> None:
     """Measure fps of the overlapped pipeline against a naive loop, in one run on the same frames."""
