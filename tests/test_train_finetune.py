@@ -48,6 +48,7 @@ def test_init_from_starts_where_the_exported_model_ended(synthia, tmp_path):
     assert resumed[0] < 0.5 * (trained[-1] + fresh[0])  # the first step already has the trained weights
     cfg = json.loads((second / "config.json").read_text())
     assert cfg["init_from"] == str(first)
+    assert cfg["training"] == "stage1 L1"  # λ = 1 trains no critic, so the record must not claim one
 
 
 def test_init_from_refuses_another_network(synthia, tmp_path, capsys):
@@ -68,4 +69,4 @@ def test_grad_weight_trains_and_is_recorded(synthia, tmp_path):
     assert run(args(synthia, out, 4, "--grad-weight", "0.5")) == 0
     assert len(scalars(out, "loss/gradient_matching")) > 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["grad_weight"] == 0.5 and "gradient matching" in cfg["training"]
+    assert cfg["grad_weight"] == 0.5 and cfg["training"] == "stage1 L1 + WGAN-GP + gradient matching"

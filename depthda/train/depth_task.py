@@ -257,11 +257,19 @@ class DepthTask:
     def export_model(self) -> nn.Module:
         return unwrap(self.inference_generator)
 
+    def loss_description(self) -> str:
+        terms = ["L1"]
+        if self.cfg.l1_weight < 1:  # λ = 1 trains no critic (see train_step)
+            terms.append("WGAN-GP")
+        if self.cfg.grad_weight > 0:
+            terms.append("gradient matching")
+        return "stage1 " + " + ".join(terms)
+
     def export_config(self) -> dict:
         h, w = self.cfg.size
         return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px, resize=self.cfg.resize,
                                   train_data=str(Path(self.cfg.data_root)),
-                                  training="stage1 L1 + WGAN-GP" + (" + gradient matching" if self.cfg.grad_weight > 0 else ""),
+                                  training=self.loss_description(),
                                   l1_weight=self.cfg.l1_weight,
                                   **({"grad_weight": self.cfg.grad_weight} if self.cfg.grad_weight > 0 else {}),
                                   **({"init_from": str(self.cfg.init_from)} if self.cfg.init_from else {}),
