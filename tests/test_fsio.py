@@ -113,18 +113,27 @@ def test_signals_deferred_holds_ctrl_c_while_other_threads_run():
 
     from depthda.utils.fsio import signals_deferred
 
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # signals_deferred rightly restores that: the test needs Python's own Ctrl-C handler.
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     done = []
     try:
         with pytest.raises(KeyboardInterrupt):
-            with signals_deferred():
+            with signals_deferred() as held:
                 os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.05)  # Python runs signal handlers between bytecodes: give it the chance
+                # The kernel may hand the signal to the other thread, which a loaded machine can
+                # schedule late; Python then runs the handler in this thread between bytecodes.
+                deadline = time.monotonic() + 30
+                while not held and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert held == [signal.SIGINT]
                 done.append("block finished")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         stop.set()
         other.join()
+        signal.signal(signal.SIGINT, original)
     assert done == ["block finished"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -25,21 +25,23 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
+def signals_deferred() -> Iterator[list[int]]:
     """Hold Ctrl-C (SIGINT) and SIGTERM back for a few statements that must run together, such as
     creating a temporary file and remembering its name for cleanup; delivered when the block ends.
+    The block gets the list of signals held so far (empty outside the main thread, where Python
+    cannot set handlers and nothing is held).
 
     Done with Python-level handlers that only record the signal, not a thread signal mask: the
     kernel hands a process signal to any thread that does not block it (torch, gloo and OpenMP
     start threads), and Python then runs its handler in the main thread, mask or not."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
     held = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
     try:
-        yield
+        yield pending
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
