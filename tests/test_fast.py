@@ -135,9 +135,14 @@ def test_retained_memory_stops_page_faults_on_every_forward():
            if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
     faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS, mode], check=True, capture_output=True,
                                        text=True, env=env).stdout) for mode in ("default", "retain")}
-    # Activations of a few MB each: glibc unmaps them on free and the next forward faults them in.
-    assert faults["default"] > 5000
-    assert faults["retain"] < faults["default"] / 10
+    # Activations of a few MB each (16 channels at 256x416 in fp32: 1664 pages): glibc's defaults
+    # unmap or trim them on free and the next forward faults them in again, several per forward.
+    # How many depends on glibc's dynamic mmap threshold (the same script gave 1600 inside a full
+    # test run, 31000-40000 alone), so the claim tested is the retained one: under one activation's
+    # pages per forward, whatever the default did.
+    activation_pages = 16 * 256 * 416 * 4 // 4096
+    assert faults["retain"] < 3 * activation_pages
+    assert faults["retain"] < faults["default"]
 
 
 _LOADS = """
