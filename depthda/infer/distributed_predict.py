@@ -228,9 +228,9 @@ class _Staging(contextlib.ExitStack):
     other processes when one fails; by default it ends a process on the spot) raise
     KeyboardInterrupt, so the folders go as on Ctrl-C in one process. While they are being removed
     or renamed into place, a signal waits until that is done: torchrun's SIGTERM typically comes
-    just then, as the survivors of a failed process give up. (fsio.signals_deferred cannot hold
-    signals back here: it blocks them for the main thread only, and the threads torch and gloo
-    run take them instead; Python runs the handler on the main thread all the same.)
+    just then, as the survivors of a failed process give up. (Unlike fsio.signals_deferred, which
+    holds signals for a few statements, these handlers act at once until the folders are being
+    moved, and only then hold.)
     """
 
     _STOPS = (signal.SIGINT, signal.SIGTERM)
