@@ -59,7 +59,8 @@ class DepthTask:
         # Validated in the training view's geometry (whole frames, or centre crops of crops' scale).
         self.val_set = SynthiaDataset(cfg.data_root, split="val", size=tuple(cfg.size), augment=False,
                                       max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, view=cfg.view)
-        self.fresh_critic_batches = cfg.fresh_critic_batches and cfg.l1_weight < 1 and cfg.critic_steps > 0
+        self.adversarial = cfg.l1_weight < 1  # λ = 1: plain L1, no critic trained or consulted
+        self.fresh_critic_batches = cfg.fresh_critic_batches and self.adversarial and cfg.critic_steps > 0
         self.batches_per_step = cfg.critic_steps + 1 if self.fresh_critic_batches else 1
         # The focal length of an un-zoomed training view: the one camera the exported model speaks for.
         self.focal_px = float(self.val_set[0]["focal_px"])
@@ -135,8 +136,7 @@ class DepthTask:
                 fake = self.generator_ddp(rgb)
             fake = fake.float()
 
-        adv = cfg.l1_weight < 1
-        if adv:
+        if self.adversarial:
             for i in range(cfg.critic_steps):
                 if self.fresh_critic_batches:
                     c_rgb, c_target, _ = self._inputs(batches[i])
@@ -170,7 +170,7 @@ class DepthTask:
             grad = gradient_matching(fake, target, valid)
             loss_g = loss_g + cfg.grad_weight * grad
             logs["loss/gradient_matching"] = grad.item()
-        if adv:
+        if self.adversarial:
             set_requires_grad([self.critic], False)
             with autocast(self.device, self.amp_dtype):
                 g_adv = -critic_score(self.critic, rgb, fake).float().mean()
@@ -259,7 +259,7 @@ class DepthTask:
 
     def loss_description(self) -> str:
         terms = ["L1"]
-        if self.cfg.l1_weight < 1:  # λ = 1 trains no critic (see train_step)
+        if self.adversarial:
             terms.append("WGAN-GP")
         if self.cfg.grad_weight > 0:
             terms.append("gradient matching")
