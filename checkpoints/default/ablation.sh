@@ -12,17 +12,7 @@ WORK=${WORK:-/tmp/depthda_ablation}
 # model: KITTI-shaped and taller (sky high above the horizon), merged by symbolic links.
 depthda synth --out "$WORK/obst_192" --count 2400 --size 192x624 --seed 1 --profile obstacles
 depthda synth --out "$WORK/obst_320" --count 1000 --size 320x624 --seed 2 --profile obstacles
-mkdir -p "$WORK/obst_mixed/RGB" "$WORK/obst_mixed/Depth/Depth"
-cp "$WORK/obst_192/intrinsics.json" "$WORK/obst_mixed/"
-i=0
-for set in obst_192 obst_320; do
-  for f in "$WORK/$set"/RGB/*.png; do
-    name=$(printf '%07d.png' "$i")
-    ln -s "$f" "$WORK/obst_mixed/RGB/$name"
-    ln -s "$WORK/$set/Depth/Depth/$(basename "$f")" "$WORK/obst_mixed/Depth/Depth/$name"
-    i=$((i + 1))
-  done
-done
+bash checkpoints/default/merge_synth.sh "$WORK/obst_mixed" "$WORK/obst_192" "$WORK/obst_320"
 
 # 2. Fine-tunes from the shipped depth network, with the gradient-matching term, in the shipped
 # model's training views (crops, one batch shared by the critic steps).
@@ -47,30 +37,24 @@ finetune wgan_1550 1550 0.99 & finetune l1_7850 7850 1 & wait
 score wgan_1550
 score l1_7850
 
-# 3. The shipped network at a higher working resolution, untrained for it (192x640, focal scaled).
-cand=$WORK/cand/hires_640
-rm -rf "$cand" && cp -r checkpoints/default "$cand"
-python - "$cand/depth/config.json" <<'PY'
+variant() {  # name, a Python statement on cfg: the shipped pipeline with its depth config.json edited
+  local cand=$WORK/cand/$1
+  rm -rf "$cand" && cp -r checkpoints/default "$cand"
+  python - "$cand/depth/config.json" "$2" <<'PY'
 import json, sys
-path = sys.argv[1]
+path, edit = sys.argv[1], sys.argv[2]
 cfg = json.load(open(path))
-cfg["focal_px"] *= 640 / cfg["size"][1]
-cfg["size"] = [192, 640]
+exec(edit)
 json.dump(cfg, open(path, "w"), indent=2)
 PY
-SETS=choose OUT="$WORK/quality/hires_640" CKPT="$cand" SHARED="$SHARED" bash checkpoints/default/measure.sh
+  SETS=choose OUT="$WORK/quality/$1" CKPT="$cand" SHARED="$SHARED" bash checkpoints/default/measure.sh
+}
+
+# 3. The shipped network at a higher working resolution, untrained for it (192x640, focal scaled).
+variant hires_640 'cfg["focal_px"] *= 640 / cfg["size"][1]; cfg["size"] = [192, 640]'
 
 # 4. Test-time batch-norm statistics: each image's own, as the authors' released inference.
-cand=$WORK/cand/per_image_bn
-rm -rf "$cand" && cp -r checkpoints/default "$cand"
-python - "$cand/depth/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-cfg = json.load(open(path))
-cfg["batch_norm"] = "per_image"
-json.dump(cfg, open(path, "w"), indent=2)
-PY
-SETS=choose OUT="$WORK/quality/per_image_bn" CKPT="$cand" SHARED="$SHARED" bash checkpoints/default/measure.sh
+variant per_image_bn 'cfg["batch_norm"] = "per_image"'
 
 # 5. The shipped model itself on the choosing frames, the row every candidate is compared with.
 SETS=choose OUT="$WORK/quality/shipped" SHARED="$SHARED" bash checkpoints/default/measure.sh

@@ -35,17 +35,7 @@ OMP_NUM_THREADS=1 depthda train-stage1 --data-root "$WORK/synth_192x624" --out "
 # vertically and show sky high above the horizon, as 16:9 video does. The reader takes one SYNTHIA
 # root, so the two sets are merged by symbolic links (fx is the same: both are 624 px wide).
 depthda synth --out "$WORK/synth_320x624" --count 2000 --size 320x624 --seed 2
-mkdir -p "$WORK/synth_mixed/RGB" "$WORK/synth_mixed/Depth/Depth"
-cp "$WORK/synth_192x624/intrinsics.json" "$WORK/synth_mixed/"
-i=0
-for set in synth_192x624 synth_320x624; do
-  for f in "$WORK/$set"/RGB/*.png; do
-    name=$(printf '%07d.png' "$i")
-    ln -s "$f" "$WORK/synth_mixed/RGB/$name"
-    ln -s "$WORK/$set/Depth/Depth/$(basename "$f")" "$WORK/synth_mixed/Depth/Depth/$name"
-    i=$((i + 1))
-  done
-done
+bash checkpoints/default/merge_synth.sh "$WORK/synth_mixed" "$WORK/synth_192x624" "$WORK/synth_320x624"
 depthda train-stage1 --data-root "$WORK/synth_mixed" --out "$WORK/stage1" \
   --steps 7000 --batch-size 8 --size 128x416 --preset small --seed 0 --num-workers 1 \
   --checkpoint-every 250 --val-every 250 --resume --ema-decay 0.998
