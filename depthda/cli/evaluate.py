@@ -120,5 +120,30 @@ def video(
         typer.echo(f"wrote {plot}")
 
 
+@eval_app.command("row-prior")
+def row_prior_command(
+    inputs: list[Path] = typer.Argument(..., help="Images, or folders of them (searched recursively)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder (default: the shipped model)."),
+    no_style: bool = typer.Option(False, "--no-style", help="Skip the style stage."),
+    shift: float = typer.Option(0.2, help="Vertical shift between the two crops, as a fraction of the height."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """How much of the predicted depth follows the image row instead of the scene (0: the scene, 1: the row)."""
+    from depthda.errors import DepthdaError
+    from depthda.eval.row_prior import row_prior
+    from depthda.infer import DepthPipeline
+    from depthda.utils.images import list_images, read_rgb
+
+    if not 0 < shift < 0.5:
+        raise DepthdaError(f"--shift must be between 0 and 0.5, got {shift}")
+    files = [f for p in inputs for f in (list_images(p)[0] if p.is_dir() else [p])]
+    if not files:
+        raise DepthdaError("no images found in " + ", ".join(map(str, inputs)))
+    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=not no_style)
+    result = row_prior(pipe, (read_rgb(f) for f in files), shift=shift)
+    typer.echo(f"row prior: {result.mean:.3f} over {len(files)} frames (0: depth follows the scene, "
+               f"1: it follows the image row; shift {shift:g} of the height)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")

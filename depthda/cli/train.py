@@ -107,7 +107,8 @@ def register(app: typer.Typer) -> None:
                                              _setting(DepthConfig, "l1_weight", float),
                                              _setting(DepthConfig, "ema_decay", float),
                                              _setting(DepthConfig, "grad_weight", float),
-                                             _setting(DepthConfig, "init_from", Path, show_default=False)])],
+                                             _setting(DepthConfig, "init_from", Path, show_default=False),
+                                             _setting(DepthConfig, "arch", str)])],
              _train_depth)
     _command(app, "train-stage2",
              "Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun.",

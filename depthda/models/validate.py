@@ -27,6 +27,7 @@ CHANNELS = (int, 1, 16)
 ARG_BOUNDS: dict[str, dict[str, tuple]] = {
     "unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024), "levels": (int, 2, 10),
              "max_mult": (int, 1, 64), "upsample": ("transpose", "bilinear"), "dropout": (bool,)},
+    "effnet_unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "decoder": (int, 1, 256)},
     "resnet_generator": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024),
                          "n_blocks": (int, 0, 64)},
     "patchgan": {"in_channels": CHANNELS, "base": (int, 1, 1024), "n_layers": (int, 1, 8),
@@ -58,6 +59,8 @@ def stride(config: dict) -> int:
         return 2 ** args.get("levels", 8)
     if arch == "resnet_generator":
         return 4
+    if arch == "effnet_unet":
+        return 32
     return 1
 
 

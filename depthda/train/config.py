@@ -82,6 +82,10 @@ class DepthConfig(TrainConfig):
     lr_c: float = 1e-4                    # critic Adam lr and betas from WGAN-GP (Gulrajani et al. 2017)
     betas_c: tuple[float, float] = (0.0, 0.9)
     val_fraction: float = 0.05
+    # "unet": the paper's; "effnet_unet" (small preset only): an ImageNet EfficientNet-Lite0 encoder,
+    # which on real traffic reads objects where the synthetic-only U-Net read image rows (model card).
+    arch: str = option("unet", help="Depth network: unet (the paper's U-Net) or effnet_unet (U-Net decoder on "
+                               "an ImageNet EfficientNet-Lite0 encoder; small preset).")
     # Not in the paper (0 = off). An exponential moving average of the generator's weights, exported
     # instead of the last step's: short CPU runs swing between checkpoints on real frames.
     ema_decay: float = option(0.0, help="Export a moving average of the weights with this decay, e.g. 0.999 "
@@ -111,6 +115,9 @@ class DepthConfig(TrainConfig):
         if self.resize is None:
             self.resize = PRESET_RESIZE[self.preset]
         _check_choice("view", self.view, VIEWS)
+        _check_choice("arch", self.arch, DEPTH_ARCHS)
+        if self.arch == "effnet_unet" and self.preset != "small":
+            raise DepthdaError("arch effnet_unet has only the small preset (the paper preset is the paper's U-Net)")
         _check_choice("resize", self.resize, RESIZE_POLICIES)
         if not isinstance(self.fresh_critic_batches, bool):
             raise DepthdaError(f"fresh_critic_batches must be true or false, got {self.fresh_critic_batches!r}")
@@ -129,6 +136,9 @@ class StyleConfig(TrainConfig):
     betas: tuple[float, float] = (0.5, 0.999)
     decay_start: float = 0.5              # linear decay to 0 over the second half (CycleGAN: 100 + 100 epochs)
     exclude_eigen_test: bool = True       # KITTI's Eigen test drives stay out of the real frames
+
+
+DEPTH_ARCHS = ("unet", "effnet_unet")
 
 
 def _check_choice(name: str, value, choices: tuple) -> None:
