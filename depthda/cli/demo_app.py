@@ -115,6 +115,14 @@ def _colorizer(pipe: DepthPipeline, cmap: str, near, far) -> DepthColorizer:
     return DepthColorizer(float(near), float(far), cmap)
 
 
+def _without_server_paths(message: str, args) -> str:
+    """The uploaded files' names in place of where the server keeps them."""
+    for arg in args:
+        if isinstance(arg, str) and os.sep in arg:
+            message = message.replace(arg, Path(arg).name)
+    return message
+
+
 def _page_errors(fn):
     """Bad input becomes one message on the page (gr.Error); the server carries on."""
     def wrapped(*args, **kwargs):
@@ -123,9 +131,9 @@ def _page_errors(fn):
         except gr.Error:
             raise
         except DepthdaError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(_without_server_paths(str(exc), args)) from None
         except (cv2.error, OSError, ValueError) as exc:
-            raise gr.Error(f"could not process this input: {exc}") from None
+            raise gr.Error(_without_server_paths(f"could not process this input: {exc}", args)) from None
     wrapped.__name__ = fn.__name__
     return wrapped
 
