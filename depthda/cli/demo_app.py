@@ -188,7 +188,7 @@ def build_app(settings: DemoSettings = DemoSettings()) -> tuple[gr.Blocks, dict]
         write_cloud(glb, cloud)
         source = "as given" if focal else "the training camera's field of view"
         info = (f"{w}×{h} px · focal length {cloud.intrinsics.fx:.1f} px ({source}) · "
-                f"depth {depth.min():.1f}–{depth.max():.1f} m · {len(cloud):,} points (every {stride}. pixel, no sky)")
+                f"depth {depth.min():.1f}–{depth.max():.1f} m · {len(cloud):,} points (stride {stride}, sky left out)")
         return colour, [str(f) for f in files], str(glb), info
 
     @_page_errors
