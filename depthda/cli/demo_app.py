@@ -73,14 +73,15 @@ class Models:
         return self._loaded[use_style]
 
 
-class CheckedImage(gr.Image):
-    """gr.Image (same page widget: is_template) whose upload is checked before any work: a file
-    that is not an image, or a huge one, is a message on the page instead of a server error."""
-    is_template = True
+def checked_upload(image: gr.Image) -> gr.Image:
+    """`image` with its upload checked before any work: a file that is not an image, or a huge one,
+    is a message on the page instead of a server error. Wraps the instance's preprocess (Gradio
+    calls it on the instance); a gr.Image subclass would make Gradio write a .pyi beside this file."""
+    original = image.preprocess
 
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            path = super().preprocess(payload)
+            path = original(payload)
         except Exception:  # PIL's many ways of saying "not an image"
             raise gr.Error("That file is not an image depthda can read (try PNG or JPEG).") from None
         if path is not None:
@@ -90,6 +91,9 @@ class CheckedImage(gr.Image):
                 raise gr.Error(f"The image is {w}×{h} ({w * h / 1e6:.0f} megapixels); the demo takes up to "
                                f"{MAX_PIXELS / 1e6:.0f} megapixels. Scale it down first.")
         return path
+
+    image.preprocess = preprocess
+    return image
 
 
 class Results:
@@ -237,8 +241,8 @@ def build_app(settings: DemoSettings = DemoSettings()) -> tuple[gr.Blocks, dict]
         controls = [model, focal, cmap, near, far]
         with gr.Tab("Image"):
             with gr.Row():
-                image_in = CheckedImage(type="filepath", label="image (upload, drop or paste)",
-                                        sources=["upload", "clipboard"], elem_id="image-in")
+                image_in = checked_upload(gr.Image(type="filepath", label="image (upload, drop or paste)",
+                                                   sources=["upload", "clipboard"], elem_id="image-in"))
                 depth_out = gr.Image(label="depth", type="numpy", format="png", interactive=False,
                                      elem_id="depth-out")
             image_go = gr.Button("Predict depth", variant="primary", elem_id="image-go")
