@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from depthda.cli import run
+from test_predict import read_video
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -224,14 +225,7 @@ def test_video_gives_a_playable_depth_video(open_page, repo_data, tmp_path, shot
     src = page.locator("#video-out video").first.get_attribute("src")
     out = tmp_path / "depth.mp4"
     out.write_bytes(_fetch(page, src))
-    cap = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames, _ = read_video(out)  # RGB frames, read back by OpenCV
     assert len(frames) == MAX_FRAMES
     assert frames[0].shape == (540, 1920, 3)  # side by side: clip | depth
     assert frames[-1][:, 960:].std() > 10
