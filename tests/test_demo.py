@@ -31,6 +31,22 @@ def test_demo_without_gradio_says_how_to_install(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "depthda: error: the demo needs Gradio: pip install 'depthda[demo]'"
 
 
+@pytest.mark.skipif(__import__("importlib").util.find_spec("gradio") is None, reason="gradio is not installed")
+def test_demo_bad_options_are_one_line(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = {("--port", str(port)): f"cannot serve on 127.0.0.1:{port}",
+                 ("--max-frames", "0"): "--max-frames must be at least 1",
+                 ("--checkpoint", str(tmp_path / "missing")): "checkpoint folder not found"}
+        for args, message in cases.items():
+            capsys.readouterr()
+            code = run(["demo", *args])
+            lines = capsys.readouterr().err.strip().splitlines()
+            assert code == 1 and len(lines) == 1 and lines[0].startswith(f"depthda: error: {message}"), lines
+
+
 def _browser_missing() -> str | None:
     try:
         import gradio  # noqa: F401

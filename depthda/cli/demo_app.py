@@ -275,9 +275,13 @@ def serve(host: str = "127.0.0.1", port: int = 7860, settings: DemoSettings = De
           on_ready=print) -> None:
     """Build the app, serve it until Ctrl-C; `on_ready(url)` is told where."""
     app, launch_kwargs = build_app(settings)
-    app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True, show_error=True,
-               ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, prevent_thread_lock=True,
-               max_file_size="500mb", footer_links=[], **launch_kwargs)
+    try:
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True, show_error=True,
+                   ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, prevent_thread_lock=True,
+                   max_file_size="500mb", footer_links=[], **launch_kwargs)
+    except OSError as exc:  # gradio's message names its own environment variable and launch() argument
+        raise DepthdaError(f"cannot serve on {host}:{port} (in use, or not an address of this machine): "
+                           "choose another --port or --host") from exc
     try:
         on_ready(f"http://{host}:{port}")
         while True:  # not app.block_thread(): it swallows Ctrl-C, which must reach the CLI (exit 130)
