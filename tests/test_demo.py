@@ -72,7 +72,9 @@ def server(tmp_path_factory):
     """A real `depthda demo` process; stopped with Ctrl-C (SIGINT) at the end, which must exit 130."""
     port = _free_port()
     log = tmp_path_factory.mktemp("demo_server") / "server.log"
-    env = dict(os.environ, OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio_tmp")))
+    tmp = tmp_path_factory.mktemp("demo_tmp")
+    env = dict(os.environ, OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio_tmp")),
+               TMPDIR=str(tmp))
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "depthda", "demo", "--port", str(port),
                                  "--max-frames", str(MAX_FRAMES)], stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -85,6 +87,7 @@ def server(tmp_path_factory):
     yield url
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, log.read_text()
+    assert [p.name for p in tmp.iterdir() if p.is_dir()] == []  # its results folder went with it
 
 
 @pytest.fixture(scope="module")

@@ -97,10 +97,10 @@ def checked_upload(image: gr.Image) -> gr.Image:
 
 
 class Results:
-    """A folder per request under one working folder; only the newest KEEP_RESULTS are kept."""
+    """A folder per request under `root`; only the newest KEEP_RESULTS are kept."""
 
-    def __init__(self):
-        self.root = Path(tempfile.mkdtemp(prefix="depthda-demo-"))
+    def __init__(self, root: Path):
+        self.root = root
 
     def new(self) -> Path:
         old = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime)
@@ -164,11 +164,12 @@ def image_examples() -> list[str]:
     return out
 
 
-def build_app(settings: DemoSettings = DemoSettings()) -> tuple[gr.Blocks, dict]:
-    """The Blocks app and the keyword arguments its launch() needs (theme; Gradio 6 takes them there)."""
+def build_app(settings: DemoSettings, workdir: Path) -> tuple[gr.Blocks, dict]:
+    """The Blocks app, writing its results under `workdir`, and the keyword arguments its launch()
+    needs (theme; Gradio 6 takes them there)."""
     models = Models(settings)
     default = models.get(MODEL_CHOICES[0])  # a bad checkpoint fails here, before the server starts
-    results = Results()
+    results = Results(Path(workdir))
     near0, far0 = default.depth_param.min_depth, default.depth_param.max_depth
 
     @_page_errors
@@ -274,7 +275,12 @@ def build_app(settings: DemoSettings = DemoSettings()) -> tuple[gr.Blocks, dict]
 def serve(host: str = "127.0.0.1", port: int = 7860, settings: DemoSettings = DemoSettings(),
           on_ready=print) -> None:
     """Build the app, serve it until Ctrl-C; `on_ready(url)` is told where."""
-    app, launch_kwargs = build_app(settings)
+    with tempfile.TemporaryDirectory(prefix="depthda-demo-") as workdir:
+        _serve(build_app(settings, Path(workdir)), host, port, on_ready)
+
+
+def _serve(built: tuple[gr.Blocks, dict], host: str, port: int, on_ready) -> None:
+    app, launch_kwargs = built
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True, show_error=True,
                    ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, prevent_thread_lock=True,
