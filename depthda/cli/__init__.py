@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "predict",
     "bench",
     "export",
+    "demo",
 )
 
 for _name in COMMAND_MODULES:

@@ -66,6 +66,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.infer.fast import prepare_cpu_process, speed_up
+from depthda.infer.pointcloud import CloudOptions, Intrinsics, PointCloud, depth_to_cloud
 from depthda.infer.temporal import TemporalFilter
 from depthda.data.augment import resize_to
 from depthda.models.batch_norm import per_image_batch_norm
@@ -213,6 +214,36 @@ class DepthPipeline(nn.Module):
             raise DepthdaError("this depth model's config.json has no focal_px, so it cannot be rescaled "
                                "to another camera's focal length; drop --focal/--calib")
         return (focal_px * self.net_width / width) / self.train_focal_px
+
+    def intrinsics(self, height: int, width: int, focal_px: float | None = None,
+                   principal: tuple[float, float] | None = None) -> Intrinsics:
+        """The input camera's intrinsics: `focal_px` (pixels at `width`) or, without it, the training
+        camera's field of view (focal_px of the config at the network's width, scaled to `width`);
+        principal point `principal` (cx, cy) or the image centre."""
+        if focal_px is None:
+            if self.train_focal_px is None:
+                raise DepthdaError("this depth model's config.json has no focal_px (training field of view): "
+                                   "give the camera's focal length (--focal or --calib)")
+            focal_px = self.train_focal_px * width / self.net_width
+        self.focal_scale(focal_px, width)  # the same checks of a given focal length
+        k = Intrinsics.centred(focal_px, height, width)
+        return k if principal is None else Intrinsics(k.fx, k.fy, *principal)
+
+    def cloud_of(self, rgb: np.ndarray, depth: np.ndarray, focal_px: float | None = None,
+                 options: CloudOptions = CloudOptions()) -> PointCloud:
+        """Coloured points of a depth map this pipeline predicted for `rgb` with `focal_px`
+        (depthda.infer.pointcloud); its far limit, rescaled as the depth was, marks the sky."""
+        h, w = depth.shape
+        k = self.intrinsics(h, w, focal_px, options.principal)
+        far = self.depth_param.max_depth * self.focal_scale(focal_px, w)
+        return depth_to_cloud(depth, rgb, k, options, sky_depth=far)
+
+    def point_cloud(self, frame: np.ndarray, focal_px: float | None = None,
+                    options: CloudOptions = CloudOptions()) -> PointCloud:
+        """An RGB frame → its coloured points in metres (OpenCV camera frame); write them with
+        depthda.infer.pointcloud.write_cloud(path.ply or path.glb, cloud)."""
+        rgb = self.as_rgb_list([frame])[0]
+        return self.cloud_of(rgb, self(rgb, focal_px=focal_px), focal_px, options)
 
     # ------------------------------------------------------------------ the graph (tensors)
     def _resize_input(self, x: torch.Tensor, hn: int, wn: int) -> torch.Tensor:

@@ -10,6 +10,8 @@ Lossless depth (`depth_format`): "png16" = uint16 PNG, metres × 256 rounded, cl
 (KITTI's convention), or "npy" = float32 metres, at the input's resolution, beside the output:
 `<out stem>_depth.png|npy` for an image, `<OUTPUT>_depth/<relative path>` for a folder and
 `<out stem>_depth/000000.png|npy ...` (one per frame) for a video.
+Point clouds (depthda.infer.pointcloud) instead of colour: an image's OUTPUT ending in .ply or
+.glb, or a folder's with `cloud=CloudOptions(format="ply"|"glb")` (OUTPUT/<relative path>.ply|glb).
 
 Colours: one fixed log-scale range for every image and frame (no per-frame normalisation), by
 default the depth model's own output range (DepthParam min..max, 0.5–80 m for the shipped
@@ -26,6 +28,7 @@ the same files, byte for byte: see depthda.infer.distributed_predict.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,7 @@ from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
 from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.pointcloud import CLOUD_SUFFIXES, CloudOptions, principal_from_calib, write_cloud
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file
@@ -110,6 +114,13 @@ def input_kind(path: Path) -> str:
                        f"a folder of images or a video ({', '.join(VIDEO_SUFFIXES)})")
 
 
+def cloud_suffix(kind: str, out: Path, cloud: CloudOptions | None) -> str | None:
+    """".ply" or ".glb" when a run writes point clouds instead of colour images, else None."""
+    if kind == "image" and out.suffix.lower() in CLOUD_SUFFIXES:
+        return out.suffix.lower()
+    return "." + cloud.format if cloud is not None and cloud.format else None
+
+
 def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -> tuple[list[Path], list[Path]]:
     """(files, folders) a run will replace: the main output and the lossless-depth side output."""
     ext = depth_suffix(depth_format) if depth_format else None
@@ -136,8 +147,8 @@ def _check_no_alias(kind: str, inp: Path, out: Path, depth_format: str | None) -
             raise DepthdaError(f"output {target} must not be inside the input folder {inp}")
     for folder in folders:
         if folder.is_dir():
-            foreign = next((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in (".png", ".npy")),
-                           None)
+            foreign = next((p for p in folder.rglob("*")
+                            if p.is_file() and p.suffix.lower() not in (".png", ".npy", *CLOUD_SUFFIXES)), None)
             if foreign is not None:
                 raise DepthdaError(f"output folder {folder} holds files depthda did not write (e.g. {foreign}); "
                                    "it would be replaced whole: give a new or empty folder")
@@ -150,8 +161,8 @@ def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = No
     if kind == "folder":
         if out.exists() and not out.is_dir():
             raise DepthdaError(f"output for a folder must be a folder, but {out} is a file")
-    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES)} "
+    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES + CLOUD_SUFFIXES:
+        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES + CLOUD_SUFFIXES)} "
                            f"(or have no suffix to name a folder): {out}")
 
 
@@ -183,6 +194,7 @@ class PredictOptions:
     max_frames: int | None = None
     progress: bool = True
     smooth: bool = True
+    cloud: CloudOptions | None = None
 
 
 @dataclass
@@ -202,9 +214,10 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
             depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
             compile: bool = False, max_frames: int | None = None, progress: bool = True,
-            smooth: bool = True, distributed: bool = True) -> PredictResult:
+            smooth: bool = True, cloud: CloudOptions | None = None, distributed: bool = True) -> PredictResult:
     """Predict depth for an image, a folder of images or a video; see the module docstring.
 
+    `cloud`: how point clouds are made, and for a folder which kind to write (module docstring).
     `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
     False gives every frame's own depth, as for images.
     `distributed`: in a process launched by torchrun (WORLD_SIZE > 1), split a folder across the
@@ -213,7 +226,7 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
     options = PredictOptions(pipeline=pipeline, checkpoint=checkpoint, style=style, depth=depth, use_style=use_style,
                              device=device, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
                              side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
-                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth)
+                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth, cloud=cloud)
     if distributed:
         # Imported here: that module builds on this one.
         from depthda.infer.distributed_predict import launched_by_torchrun, predict_distributed
@@ -235,6 +248,10 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
         raise DepthdaError("--batch-size must be at least 1")
     if o.max_frames is not None and o.max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
+    if cloud_suffix(kind, out, o.cloud) and (kind == "video" or o.side_by_side):
+        raise DepthdaError("point clouds are made from images and folders of images, without --side-by-side")
+    if kind == "image" and o.cloud is not None and o.cloud.format and cloud_suffix(kind, out, None) is None:
+        raise DepthdaError(f"--cloud {o.cloud.format} for one image: name the output .{o.cloud.format}")
     colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
     if o.depth_range is not None:
         check_range(*o.depth_range)
@@ -297,8 +314,11 @@ def open_runner(o: PredictOptions, focal_px: float | None):
         else:
             run = pipeline.run_prepared
             batch_size = o.batch_size or GPU_BATCH
+        cloud = o.cloud or CloudOptions()
+        if o.calib is not None:
+            cloud = dataclasses.replace(cloud, principal=principal_from_calib(o.calib))
         yield dict(pipeline=pipeline, run=run, colorizer=colorizer, batch_size=batch_size, sbs=o.side_by_side,
-                   depth_format=o.depth_format, focal_px=focal_px, progress=o.progress)
+                   depth_format=o.depth_format, focal_px=focal_px, progress=o.progress, cloud=cloud)
 
 
 def _image_batches(images: list[Path], pipeline, batch_size: int):
@@ -335,27 +355,27 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, d
                          depth_output=written[1] if depth_format else None, stage_seconds=busy)
 
 
-def folder_output_names(inp: Path, image: Path, depth_format: str | None) -> list[Path]:
+def folder_output_names(inp: Path, image: Path, depth_format: str | None, cloud_format: str | None = None) -> list[Path]:
     """Where a folder run writes `image`, relative to each of planned_outputs("folder", ...)'s
-    folders: the colour PNG in OUTPUT, and the lossless depth in OUTPUT_depth."""
-    colour = image.relative_to(inp).with_suffix(".png")
+    folders: the colour PNG (or point cloud) in OUTPUT, and the lossless depth in OUTPUT_depth."""
+    colour = image.relative_to(inp).with_suffix("." + cloud_format if cloud_format else ".png")
     return [colour] + ([colour.with_suffix(depth_suffix(depth_format))] if depth_format else [])
 
 
 def predict_into_folders(inp: Path, images: list[Path], roots: list[Path], *, depth_format: str | None,
-                         **opts) -> dict[str, float]:
+                         cloud: CloudOptions, **opts) -> dict[str, float]:
     """A folder run's files for `images` (under `inp`), written under `roots` (folders the caller
     stages, in planned_outputs' order) at folder_output_names; returns the seconds each stage was busy."""
-    targets = {p: [root / name for root, name in zip(roots, folder_output_names(inp, p, depth_format))]
+    targets = {p: [root / name for root, name in zip(roots, folder_output_names(inp, p, depth_format, cloud.format))]
                for p in images}
-    return _write_images(images, targets, depth_format=depth_format, **opts)
+    return _write_images(images, targets, depth_format=depth_format, cloud=cloud, **opts)
 
 
 def _write_images(images: list[Path], targets: dict[Path, list[Path]], *, pipeline, run, colorizer,
                   batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
-                  progress: bool) -> dict[str, float]:
+                  progress: bool, cloud: CloudOptions) -> dict[str, float]:
     """Colour (and, with `depth_format`, lossless depth) of each image, written to its targets:
-    [colour file] or [colour file, depth file]."""
+    [colour file] or [colour file, depth file]; a colour file named .ply or .glb gets the point cloud."""
     bar = _progress(len(images), "predict", progress)
 
     def model(item):
@@ -367,8 +387,11 @@ def _write_images(images: list[Path], targets: dict[Path, list[Path]], *, pipeli
         paths, frames, working = item
         h, w = frames[0].shape[:2]
         for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
-            colour = colorizer(depth)
-            write_rgb(targets[path][0], side_by_side(rgb, colour) if sbs else colour)
+            if targets[path][0].suffix.lower() in CLOUD_SUFFIXES:
+                write_cloud(targets[path][0], pipeline.cloud_of(rgb, depth, focal_px, cloud))
+            else:
+                colour = colorizer(depth)
+                write_rgb(targets[path][0], side_by_side(rgb, colour) if sbs else colour)
             if depth_format:
                 write_depth(targets[path][1], depth, depth_format)
             bar.update(1)
@@ -447,7 +470,7 @@ def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *,
 
 def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,
                    depth_format: str | None, focal_px: float | None, progress: bool,
-                   temporal: TemporalFilter | None) -> PredictResult:
+                   temporal: TemporalFilter | None, cloud: CloudOptions) -> PredictResult:
     info = reader.info
     total = min(info.frame_count, reader.max_frames or info.frame_count) or None
     depth_dir = out.with_name(out.stem + "_depth") if depth_format else None
