@@ -18,6 +18,7 @@ from tqdm import tqdm
 from depthda.data.kitti import KittiFrame, check_files, load_ground_truth, required_files
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_path
+from depthda.utils.outputs import check_outputs
 
 FORMAT = "depthda-gt-v1"
 
@@ -25,6 +26,7 @@ FORMAT = "depthda-gt-v1"
 def export_ground_truth(frames: list[KittiFrame], root: str | Path, gt: str, out: str | Path,
                         progress: bool = True) -> Path:
     root, out = Path(root), Path(out)
+    check_outputs(trees=[root], files=[out])
     check_files([required_files(f, root, gt) for f in frames], f"{gt} ground-truth")
     shapes, offsets, indices, depths = [], [0], [], []
     for frame in tqdm(frames, desc=f"export {gt} gt", unit="frame", disable=not progress):

@@ -32,8 +32,9 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.infer.pipeline import DepthPipeline
-from depthda.paths import sample_video
+from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import atomic_path
+from depthda.utils.outputs import check_outputs, files_under
 from depthda.utils.size import parse_size
 
 FORMATS = ("onnx", "torchscript")
@@ -97,6 +98,8 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
         raise DepthdaError(f"unknown input type {input_type!r} (use uint8 or float)")
     ort = _require_onnx() if fmt == "onnx" else None
     output = Path(output)
+    models = [style, depth] if style is not None or depth is not None else [checkpoint or default_checkpoint()]
+    check_outputs(reads=files_under(*models), files=[output])
     pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style)
     if isinstance(size, str):
         size = parse_size(size, min_side=1)  # the pipeline fits any size to the networks (its resize policy)

@@ -15,13 +15,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from depthda.data.synthia import write_synthia_sample
+from depthda.data.synthia import INTRINSICS_FILE, RAND_DEPTH_DIR, RAND_RGB_DIR, write_synthia_sample
 from depthda.errors import DepthdaError
 from depthda.synth.camera import ANGLE_JITTER_DEG, HEIGHT_RANGE_M, YAW_JITTER_DEG, Camera
 from depthda.synth.render import SKY_DEPTH_M, render_scene
 from depthda.synth.scene import PROFILES
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
+from depthda.utils.outputs import check_outputs, check_replaceable
 
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
@@ -34,10 +35,22 @@ def image_seed(seed: int, index: int) -> int:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise DepthdaError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
+    check_outputs(folders=[out])
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
+        if not _is_synth(out):
+            raise DepthdaError(f"--out {out} holds no {INTRINSICS_FILE} of `depthda synth`; --overwrite replaces only "
+                               "a dataset synth wrote: give a new or empty folder")
+        check_replaceable(out, lambda rel: str(rel) == INTRINSICS_FILE or (
+            rel.suffix == ".png" and rel.parent in (RAND_RGB_DIR, RAND_DEPTH_DIR)), "depthda synth")
+
+
+def _is_synth(folder: Path) -> bool:
+    try:
+        return json.loads((folder / INTRINSICS_FILE).read_text())["generator"]["name"] == GENERATOR_NAME
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), seed: int = 0,

@@ -15,6 +15,7 @@ per-rank state of every rank, so a resumed run continues as if it had never stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -38,7 +39,8 @@ from depthda.train.distributed import (DistInfo, barrier, broadcast_from_main, g
                                        shutdown_distributed)
 from depthda.train.sampler import FailedSample, StreamDataset, StreamSampler, collate
 from depthda.utils.device import autocast_dtype
-from depthda.utils.fsio import write_text_atomic
+from depthda.utils.fsio import exclusive_lock, write_text_atomic
+from depthda.utils.outputs import check_outputs, files_under
 
 
 class Task(Protocol):
@@ -148,6 +150,20 @@ def _to_device(batch, device):
     return batch
 
 
+RUN_FILES = (CHECKPOINT_NAME, "model.safetensors", "config.json", "train_config.json", "train_summary.json")
+RUN_FOLDERS = ("best", "tb")
+LOCK_NAME = ".train.lock"
+
+
+def check_run_paths(cfg: TrainConfig, reads=()) -> None:
+    """What a run writes into cfg.out may not overwrite what it reads: --init-from's model, the
+    training data, `reads` (e.g. the --config file); see depthda.utils.outputs."""
+    out = Path(cfg.out)
+    data = [getattr(cfg, "data_root", None), getattr(cfg, "synthetic", None), *getattr(cfg, "real", [])]
+    check_outputs(reads=[*reads, *files_under(getattr(cfg, "init_from", None))], trees=data,
+                  files=[out / name for name in RUN_FILES], folders=[out / name for name in RUN_FOLDERS])
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, resume: bool = False, progress: bool = True):
         self.task, self.cfg, self.resume, self.progress = task, cfg, resume, progress
@@ -180,9 +196,13 @@ class Trainer:
     # ---------------------------------------------------------------- run
     def run(self) -> dict:
         cfg = self.cfg
+        check_run_paths(cfg)
         dist, device = init_distributed(cfg.device)
         try:
-            return self._run(dist, device)
+            # Two runs writing one folder would interleave their checkpoints: the second is refused.
+            busy = f"another training is writing to {self.out} (it holds {self.out / LOCK_NAME}); wait for it or choose another --out"
+            with exclusive_lock(self.out / LOCK_NAME, busy) if dist.is_main else contextlib.nullcontext():
+                return self._run(dist, device)
         finally:
             shutdown_distributed()
 
