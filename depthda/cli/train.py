@@ -20,8 +20,6 @@ import typer
 from depthda.errors import DepthdaError
 from depthda.train.config import DepthConfig, StyleConfig, TrainConfig
 
-PRESETS = ("paper", "small")
-
 
 def _size(value: Optional[str]):
     if value is None:
@@ -124,12 +122,6 @@ def _config(cls: type[TrainConfig], values: dict) -> tuple[TrainConfig, dict]:
     from depthda.train.config import load_config_file, make_config
 
     file_values = load_config_file(values["config"]) if values["config"] else {}
-    if values["steps"] is not None and values["steps"] <= 0:
-        raise DepthdaError("--steps must be positive")
-    if values["batch_size"] is not None and values["batch_size"] <= 0:
-        raise DepthdaError("--batch-size must be positive")
-    if values["preset"] is not None and values["preset"] not in PRESETS:
-        raise DepthdaError(f"unknown --preset {values['preset']!r}; choose paper or small")
     fields = {f.name for f in dataclasses.fields(cls)}
     overrides = {}
     for name, value in values.items():
