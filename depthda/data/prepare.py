@@ -215,7 +215,8 @@ def prepare_synthia(src: str | Path, out: str | Path, size: tuple[int, int] | No
         (tmp / depth_dir).mkdir(parents=True)
         jobs = [(rgb, depth, tmp / rgb_dir / rgb.name, tmp / depth_dir / depth.name, size, view)
                 for rgb, depth in pairs]
-        bar = tqdm(total=len(jobs), desc="prepare", unit="frame", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=len(jobs), desc="prepare", unit="frame", disable=None if progress else True,
+                   dynamic_ncols=True)
 
         def done(result: dict) -> None:
             nonlocal total_bytes

@@ -27,6 +27,9 @@ from depthda.utils.images import read_rgb
 from depthda.utils.outputs import check_outputs, files_under
 
 
+MAX_CAMERA_HEIGHT_M = 100.0  # a camera on a car, a truck or a mast; more is a typo
+
+
 def resolve_split(split: str | None, split_file: str | Path | None) -> list[KittiFrame]:
     if split_file is not None:
         return read_split(split_file)
@@ -215,12 +218,12 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     else:
         get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px, smooth_runs=runs,
                                      focals=calibrated_focals(frames, data_root) if focal_px is None else None)
-    bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
+    bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False, disable=None)) if progress else None
     names = [str(f) for f in frames]
     regions = roads = None
     if breakdown:
-        if not camera_height_m > 0:
-            raise DepthdaError(f"--camera-height must be positive, got {camera_height_m}")
+        if not 0 < camera_height_m <= MAX_CAMERA_HEIGHT_M:
+            raise DepthdaError(f"--camera-height must be above 0 and at most {MAX_CAMERA_HEIGHT_M:g} m, got {camera_height_m}")
         roads = flat_roads(frames, data_root, camera_height_m)
         regions = lambda i, gt: region_masks(gt, roads[i])  # noqa: E731
     result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None,

@@ -34,12 +34,16 @@ from depthda.errors import DepthdaError
 from depthda.infer.pipeline import DepthPipeline
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import atomic_path
+from depthda.utils.memory import check_fits
 from depthda.utils.outputs import check_outputs, files_under
 from depthda.utils.size import parse_size
 
 FORMATS = ("onnx", "torchscript")
 INPUT_TYPES = ("uint8", "float")
 ONNX_OPSET = 17
+# Held per pixel of the export size while tracing and checking: the uint8 sample, its float copy,
+# the resize intermediates and the depth, each in PyTorch and in the exported runtime: 16 floats.
+EXPORT_BYTES_PER_PIXEL = 64
 
 
 @dataclass
@@ -105,6 +109,7 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
         size = parse_size(size, min_side=1)  # the pipeline fits any size to the networks (its resize policy)
     size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
     pipe.working_size(*size)  # refuses absurd sizes before tracing
+    check_fits(size[0] * size[1] * EXPORT_BYTES_PER_PIXEL, f"exporting at {size[0]}x{size[1]}")
     graph = _Graph(pipe).eval()
     x = sample_input(size, input_type)
     with torch.inference_mode():

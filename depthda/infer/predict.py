@@ -38,7 +38,7 @@ from tqdm import tqdm
 from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
-from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.pipeline import DepthPipeline, check_focal
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, VideoReader, VideoWriter, is_video_file
@@ -220,8 +220,10 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
     if o.focal_px is not None and o.calib is not None:
         raise DepthdaError("give --focal or --calib, not both")
     focal_px = focal_from_calib(o.calib) if o.calib is not None else o.focal_px
-    if o.batch_size is not None and o.batch_size < 1:
-        raise DepthdaError("--batch-size must be at least 1")
+    if focal_px is not None:
+        check_focal(focal_px)
+    if o.batch_size is not None and not 1 <= o.batch_size <= MAX_BATCH:
+        raise DepthdaError(f"--batch-size must be from 1 to {MAX_BATCH}, got {o.batch_size}")
     if o.max_frames is not None and o.max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
     colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
@@ -282,6 +284,7 @@ def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
 
 
 GPU_BATCH = 8  # frames per network call on CUDA unless --batch-size says otherwise
+MAX_BATCH = 1024  # frames per call: more only multiplies the memory held
 
 
 @contextlib.contextmanager

@@ -250,7 +250,7 @@ class Trainer:
         bar = None
         if dist.is_main and self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True)
+            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True, disable=None)
 
         it = iter(loader)
         wait_total = compute_total = 0.0
