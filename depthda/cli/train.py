@@ -151,16 +151,13 @@ def _train_style(values: dict) -> None:
 
 
 def _train(task_class, cfg: TrainConfig, file_values: dict, values: dict) -> None:
-    import cv2
-
     from depthda.train.engine import Trainer, check_run_paths
 
     if values["out"] is None and "out" not in file_values:
         raise DepthdaError("--out is required")
     check_run_paths(cfg, reads=[values["config"]])
-    # OpenCV's own log lines ("PNG input buffer is incomplete") would precede our one-line error
-    # about the same file; data loader processes take the level from here (engine._worker_init).
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    # OpenCV's own log lines are silenced in depthda.cli (unless --verbose); data loader processes
+    # take the level from this process (engine._worker_init).
     task = task_class(cfg)
     summary = Trainer(task, cfg, resume=values["resume"], progress=not values["no_progress"]).run()
     _report(cfg, summary, task.final_report())

@@ -113,8 +113,12 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"calibration file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DepthdaError(f"calibration file is not text (KITTI's calib_cam_to_cam.txt format): {path}") from None
     data = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if not sep:
             continue

@@ -152,7 +152,7 @@ def _to_device(batch, device):
 
 RUN_FILES = (CHECKPOINT_NAME, "model.safetensors", "config.json", "train_config.json", "train_summary.json")
 RUN_FOLDERS = ("best", "tb")
-LOCK_NAME = ".train.lock"
+LOCK_NAME = "train.lock"  # held (flock) while a run writes the folder; stays as an empty file
 
 
 def check_run_paths(cfg: TrainConfig, reads=()) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from depthda.errors import DepthdaError
 
 PathLike = str | os.PathLike
+NAME_MAX = 255  # bytes in one file or folder name on Linux file systems
 
 
 def _real(path: Path) -> Path:
@@ -34,8 +35,15 @@ def _paths(items: Iterable[PathLike | None]) -> list[Path]:
 
 
 def _check_place(path: Path, real: Path, folder: bool) -> None:
-    """The output can be created where it is named: its nearest existing ancestor is a folder,
-    and an existing file or folder at the path is of the kind the command writes."""
+    """The output can be created where it is named: each name fits the file system, its nearest
+    existing ancestor is a folder, and what is already at the path is of the kind the command writes."""
+    long = next((part for part in real.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        raise DepthdaError(f"cannot write {path}: the name {long[:40]}... is {len(os.fsencode(long))} bytes, "
+                           f"over the file system's {NAME_MAX}")
+    if folder and path.is_symlink():
+        # A folder is replaced by renaming a new one onto its path, which a link cannot take.
+        raise DepthdaError(f"output folder {path} is a symbolic link; give the folder it points to ({real})")
     if real.exists():
         if folder and not real.is_dir():
             raise DepthdaError(f"output folder {path} exists and is not a folder")
