@@ -160,3 +160,14 @@ def test_a_second_training_into_the_same_folder_is_refused(tmp_path, capsys):
                     "--no-progress"]) == 1
     _one_line(capsys, "another training is writing to")
     assert sorted(p.name for p in out.iterdir()) == ["train.lock"]
+
+
+def test_a_file_name_that_is_not_utf8_in_an_input_folder_is_one_line(tmp_path, ckpt, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "f.png").write_bytes(FRAME.read_bytes())
+    with open(os.fsencode(src) + b"/bad\xff.png", "wb") as handle:  # OpenCV crashes on such a name
+        handle.write(FRAME.read_bytes())
+    assert run(["predict", str(src), "-o", str(tmp_path / "out"), "--checkpoint", str(ckpt)]) == 1
+    _one_line(capsys, "is not valid UTF-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

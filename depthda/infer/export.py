@@ -34,7 +34,7 @@ from depthda.errors import DepthdaError
 from depthda.infer.pipeline import DepthPipeline
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import atomic_path
-from depthda.utils.memory import check_fits
+from depthda.utils.memory import check_disk_space, check_fits
 from depthda.utils.outputs import check_outputs, files_under
 from depthda.utils.size import parse_size
 
@@ -115,6 +115,8 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
     with torch.inference_mode():
         reference = graph(x).numpy()
 
+    weights = sum(t.numel() * t.element_size() for t in graph.state_dict().values())
+    check_disk_space(output.parent, 2 * weights + 10**6, f"writing {output}")  # the graph file, with room for its code
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints: the size is fixed by design
         if fmt == "onnx":

@@ -26,6 +26,7 @@ the same files, byte for byte: see depthda.infer.distributed_predict.
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,10 @@ def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
         if not cv2.imwrite(str(path), depth_png16(depth_m)):
             raise DepthdaError(f"could not write {path}")
     else:
-        np.save(path, np.asarray(depth_m, np.float32))
+        # Through Python's own write: np.save to a file path reports a full disk without an errno.
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(depth_m, np.float32))
+        path.write_bytes(buffer.getvalue())
 
 
 def depth_suffix(fmt: str) -> str:

@@ -28,3 +28,20 @@ def check_fits(need_bytes: float, what: str) -> None:
     if need_bytes > have:
         raise DepthdaError(f"{what} needs about {need_bytes / 1e9:.3g} GB of memory; {have / 1e9:.3g} GB is "
                            "available: choose a smaller size")
+
+
+def check_disk_space(folder, need_bytes: float, what: str) -> None:
+    """One line if the file system of `folder` (or its nearest existing parent) has less free
+    space than `what` will write: some writers (TorchScript's) abort the process on a full disk."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if need_bytes > free:
+        raise DepthdaError(f"{what} needs about {need_bytes / 1e6:.3g} MB; {folder} has {free / 1e6:.3g} MB free")
