@@ -13,6 +13,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -52,6 +53,11 @@ def world(tmp_path_factory, ckpt) -> Path:
     shutil.copy(SAMPLE, mine / "holiday.mp4")
     (mine / "notes.txt").write_text("mine")
     (w / "R.txt").write_text("an earlier report")
+    (w / "out.mp4").mkdir()  # a folder where a video output is asked for, beside an earlier depth folder
+    (w / "out_depth").mkdir()
+    (w / "out_depth" / "000000.npy").write_bytes(b"old")
+    (w / "cfgrun").mkdir()  # settings kept under the name a run writes its own settings to
+    (w / "cfgrun" / "train_config.json").write_text('{"preset": "small", "steps": 1}')
     return w
 
 
@@ -98,6 +104,10 @@ CASES = [
      "would both be written to"),
     ("predict-over-input", ["predict", "{w}/clip.mp4", "-o", "{w}/clip.mp4", "--checkpoint", "{w}/ck"],
      "would overwrite the input"),
+    ("predict-video-output-is-a-folder", ["predict", "{w}/clip.mp4", "-o", "{w}/out.mp4", "--frames", "2",
+                                          "--depth-format", "npy", "--checkpoint", "{w}/ck"], "is an existing folder"),
+    ("train-config-is-a-run-file", ["train-stage1", "--data-root", "{w}/synth", "--config",
+                                    "{w}/cfgrun/train_config.json", "--out", "{w}/cfgrun"], "would overwrite the input"),
 ]
 
 
@@ -127,3 +137,55 @@ def test_refusals_as_real_processes(world, name):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("depthda: error: ") and needle in lines[0], r.stderr
     assert sha256s(world) == before
+
+
+def _folder_run(tmp_path: Path, count: int) -> tuple[Path, Path]:
+    src = tmp_path / "in"
+    src.mkdir()
+    frame = np.full((24, 40, 3), 120, np.uint8)
+    for i in range(count):
+        cv2.imwrite(str(src / f"{i:03d}.png"), frame)
+    out = tmp_path / "out"
+    for folder in (out, tmp_path / "out_depth"):
+        folder.mkdir()
+        (folder / "old.png").write_bytes(b"an earlier run")
+    return src, out
+
+
+def test_a_failing_folder_prediction_keeps_both_earlier_output_folders(tmp_path, ckpt, capsys):
+    src, out = _folder_run(tmp_path, 6)
+    (src / "999.png").write_bytes(b"not a png")  # the last image fails after the others were written
+    before = sha256s(tmp_path)
+    assert run(["predict", str(src), "-o", str(out), "--depth-format", "png16", "--checkpoint", str(ckpt)]) == 1
+    assert "999.png" in capsys.readouterr().err
+    assert sha256s(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "out_depth"]
+
+
+def test_a_staging_folder_removed_mid_run_is_never_swapped_in(tmp_path, ckpt, capsys):
+    """The issue's `rm -rf` of the output's parent mid-run: writers re-create the staging folder
+    with only the later files; the count before the swap catches it."""
+    import threading
+
+    src, out = _folder_run(tmp_path, 40)
+    before = sha256s(tmp_path)
+    done = threading.Event()
+
+    def remove_staging():
+        while not done.is_set():
+            for p in tmp_path.iterdir():
+                if p.name.startswith(".out.depthda-") and p.is_dir() and any(p.iterdir()):
+                    shutil.rmtree(p, ignore_errors=True)
+                    return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=remove_staging)
+    thread.start()
+    try:
+        code = run(["predict", str(src), "-o", str(out), "--checkpoint", str(ckpt)])
+    finally:
+        done.set()
+        thread.join()
+    assert code == 1
+    assert "holds" in capsys.readouterr().err
+    assert sha256s(tmp_path) == before
