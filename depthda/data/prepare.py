@@ -58,7 +58,7 @@ from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, PREPARED_MANIFES
                                   detect_layout, list_pairs, read_depth_cm, read_intrinsics, read_synthia_rgb)
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_dir
-from depthda.utils.outputs import check_outputs, check_replaceable
+from depthda.utils.outputs import check_outputs, check_overwrite
 
 FORMAT = "depthda-prepared-synthia"
 FORMAT_VERSION = 1
@@ -115,15 +115,10 @@ def _check_args(size, view, workers) -> tuple[tuple[int, int] | None, str | None
 
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     check_outputs(trees=[src], folders=[out])
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
-        if not _is_prepared(out):
-            raise DepthdaError(f"--out {out} holds no {PREPARED_MANIFEST} of `depthda data prepare`; --overwrite "
-                               "replaces only copies this command made: give a new or empty folder")
-        dirs = {d for pair in LAYOUT_DIRS.values() for d in pair}
-        check_replaceable(out, lambda rel: rel.name in (PREPARED_MANIFEST, INTRINSICS_FILE) and len(rel.parts) == 1
-                          or (rel.suffix == ".png" and rel.parent in dirs), "depthda data prepare")
+    dirs = {d for pair in LAYOUT_DIRS.values() for d in pair}
+    check_overwrite(out, overwrite, "depthda data prepare", PREPARED_MANIFEST, _is_prepared,
+                    lambda rel: str(rel) in (PREPARED_MANIFEST, INTRINSICS_FILE)
+                    or (rel.suffix == ".png" and rel.parent in dirs))
 
 
 def _is_prepared(folder: Path) -> bool:

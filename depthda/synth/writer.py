@@ -23,7 +23,7 @@ from depthda.synth.scene import PROFILES
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
 from depthda.utils.memory import check_fits
-from depthda.utils.outputs import check_outputs, check_replaceable
+from depthda.utils.outputs import check_outputs, check_overwrite
 
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
@@ -40,14 +40,9 @@ def image_seed(seed: int, index: int) -> int:
 
 def check_output(out: Path, overwrite: bool) -> None:
     check_outputs(folders=[out])
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
-        if not _is_synth(out):
-            raise DepthdaError(f"--out {out} holds no {INTRINSICS_FILE} of `depthda synth`; --overwrite replaces only "
-                               "a dataset synth wrote: give a new or empty folder")
-        check_replaceable(out, lambda rel: str(rel) == INTRINSICS_FILE or (
-            rel.suffix == ".png" and rel.parent in (RAND_RGB_DIR, RAND_DEPTH_DIR)), "depthda synth")
+    check_overwrite(out, overwrite, "depthda synth", INTRINSICS_FILE, _is_synth,
+                    lambda rel: str(rel) == INTRINSICS_FILE
+                    or (rel.suffix == ".png" and rel.parent in (RAND_RGB_DIR, RAND_DEPTH_DIR)))
 
 
 def _is_synth(folder: Path) -> bool:

@@ -200,7 +200,8 @@ class Trainer:
         dist, device = init_distributed(cfg.device)
         try:
             # Two runs writing one folder would interleave their checkpoints: the second is refused.
-            busy = f"another training is writing to {self.out} (it holds {self.out / LOCK_NAME}); wait for it or choose another --out"
+            busy = (f"another training is writing to {self.out} (it holds {self.out / LOCK_NAME}); "
+                    "wait for it or choose another --out")
             with exclusive_lock(self.out / LOCK_NAME, busy) if dist.is_main else contextlib.nullcontext():
                 return self._run(dist, device)
         finally:

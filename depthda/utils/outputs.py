@@ -102,6 +102,21 @@ def check_replaceable(folder: PathLike, ours: Callable[[Path], bool], writer: st
                                "replaced whole: give a new or empty folder")
 
 
+def check_overwrite(out: PathLike, overwrite: bool, writer: str, marker: str, owned: Callable[[Path], bool],
+                    ours: Callable[[Path], bool]) -> None:
+    """A non-empty `out` folder is replaced only with --overwrite, only if `owned(out)` says
+    `writer` made it (its `marker` file), and only if it holds nothing else (check_replaceable)."""
+    out = Path(out)
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
+    if not owned(out):
+        raise DepthdaError(f"--out {out} holds no {marker} of `{writer}`; --overwrite replaces only what {writer} "
+                           "wrote: give a new or empty folder")
+    check_replaceable(out, ours, writer)
+
+
 def files_under(*folders: PathLike | None, limit: int = 10_000) -> list[Path]:
     """The files in model or run folders (recursively, at most `limit`), as `reads` for
     check_outputs: an output may sit beside them but never replace one."""
