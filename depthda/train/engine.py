@@ -40,6 +40,7 @@ from depthda.train.distributed import (DistInfo, barrier, broadcast_from_main, g
 from depthda.train.sampler import FailedSample, StreamDataset, StreamSampler, collate
 from depthda.utils.device import autocast_dtype
 from depthda.utils.fsio import exclusive_lock, write_text_atomic
+from depthda.utils.memory import check_fits
 from depthda.utils.outputs import check_outputs, files_under
 
 
@@ -152,6 +153,9 @@ def _to_device(batch, device):
 
 RUN_FILES = (CHECKPOINT_NAME, "model.safetensors", "config.json", "train_config.json", "train_summary.json")
 RUN_FOLDERS = ("best", "tb")
+# Peak memory of a CPU training step grows by about this much per pixel of a batch (activations
+# kept for the backward pass, the critic's too); docs/robustness.md gives the measurement.
+TRAIN_BYTES_PER_PIXEL = 1000
 LOCK_NAME = "train.lock"  # held (flock) while a run writes the folder; stays as an empty file
 
 
@@ -199,6 +203,10 @@ class Trainer:
         check_run_paths(cfg)
         dist, device = init_distributed(cfg.device)
         try:
+            if device.type == "cpu":
+                h, w = cfg.size
+                check_fits(cfg.batch_size * h * w * TRAIN_BYTES_PER_PIXEL,
+                           f"training batches of {cfg.batch_size} at {h}x{w}")
             # Two runs writing one folder would interleave their checkpoints: the second is refused.
             busy = (f"another training is writing to {self.out} (it holds {self.out / LOCK_NAME}); "
                     "wait for it or choose another --out")
