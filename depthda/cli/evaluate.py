@@ -65,8 +65,10 @@ def kitti(
     camera_height: float = typer.Option(1.65, help="With --breakdown: camera height above the flat road (m)."),
 ) -> None:
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
-    from depthda.eval.kitti import evaluate_kitti, write_reports
+    from depthda.eval.kitti import check_eval_outputs, evaluate_kitti, write_reports
 
+    check_eval_outputs(data_root=data_root, split_file=split_file, gt_file=gt_file, predictions=predictions,
+                       checkpoint=checkpoint, json_path=json_out, csv_path=per_frame_csv, plots=plots)
     protocol = named_protocol(protocol_name.value, crop=crop.value if crop else None, min_depth=min_depth,
                               max_depth=max_depth, scaling=scaling.value)
     with warnings.catch_warnings(record=True) as caught:
@@ -101,8 +103,11 @@ def video(
     from depthda.eval.video import evaluate_video, plot_over_time
     from depthda.infer import DepthPipeline
     from depthda.infer.predict import input_kind
+    from depthda.paths import default_checkpoint
     from depthda.utils.fsio import write_text_atomic
+    from depthda.utils.outputs import check_outputs, files_under
 
+    check_outputs(reads=[clip, *files_under(checkpoint or default_checkpoint())], files=[json_out, plot])
     if input_kind(clip) != "video":
         raise DepthdaError(f"not a video: {clip}")
     if frames is not None and frames < 2:

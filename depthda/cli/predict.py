@@ -52,15 +52,11 @@ def register(app: typer.Typer) -> None:
         Under torchrun a single image is predicted by rank 0 alone, and a video is refused (the
         temporal filter takes its frames in order): run a video without torchrun.
         """
-        # Imported when the command runs: `depthda --help` does not wait for torch and OpenCV.
-        import cv2
-
+        # Imported when the command runs: `depthda --help` does not wait for torch. OpenCV's own
+        # log lines are silenced for every command in depthda.cli (unless --verbose).
         from depthda.infer.distributed_predict import ReportedByRankZero
         from depthda.infer.pointcloud import CloudOptions
         from depthda.infer.predict import predict_path
-
-        # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
         try:
             result = predict_path(

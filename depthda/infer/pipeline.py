@@ -109,6 +109,19 @@ def resize_matrix(size_in: int, size_out: int, interpolation: int) -> torch.Tens
     return torch.from_numpy(cv2.resize(eye, (size_in, size_out), interpolation=interpolation).astype(np.float32))
 
 
+# Focal lengths a camera can have, in pixels: below one pixel or above a million (a 0.1° field of
+# view over 2000 px is 1.1e6) is a typo, and would scale depth to zero or past float range.
+FOCAL_PX_RANGE = (1.0, 1e6)
+
+
+def check_focal(focal_px: float) -> float:
+    lo, hi = FOCAL_PX_RANGE
+    if not (math.isfinite(focal_px) and lo <= focal_px <= hi):
+        raise DepthdaError(f"focal length must be a positive, finite number of pixels from {lo:g} to {hi:g}, "
+                           f"got {focal_px}")
+    return float(focal_px)
+
+
 class DepthPipeline(nn.Module):
     """Style generator (real → synthetic, optional) + depth U-Net + decoding to metres."""
 
@@ -208,8 +221,7 @@ class DepthPipeline(nn.Module):
         """Depth factor for an input camera of focal `focal_px` (pixels at `width`); 1 without one."""
         if focal_px is None:
             return 1.0
-        if not (math.isfinite(focal_px) and focal_px > 0):
-            raise DepthdaError(f"focal length must be a positive, finite number of pixels, got {focal_px}")
+        check_focal(focal_px)
         if self.train_focal_px is None:
             raise DepthdaError("this depth model's config.json has no focal_px, so it cannot be rescaled "
                                "to another camera's focal length; drop --focal/--calib")

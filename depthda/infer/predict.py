@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from tqdm import tqdm
 from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
-from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.pipeline import DepthPipeline, check_focal
 from depthda.infer.pointcloud import CLOUD_SUFFIXES, CloudOptions, principal_from_calib, write_cloud
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
@@ -49,6 +50,7 @@ from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VIDEO_SUFFIXES, Vid
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
 from depthda.utils.images import IMAGE_SUFFIXES, is_image_file, list_images, read_rgb, write_rgb
+from depthda.utils.outputs import check_outputs, check_replaceable
 
 DEPTH_FORMATS = ("png16", "npy")
 
@@ -85,7 +87,10 @@ def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
         if not cv2.imwrite(str(path), depth_png16(depth_m)):
             raise DepthdaError(f"could not write {path}")
     else:
-        np.save(path, np.asarray(depth_m, np.float32))
+        # Through Python's own write: np.save to a file path reports a full disk without an errno.
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(depth_m, np.float32))
+        path.write_bytes(buffer.getvalue())
 
 
 def depth_suffix(fmt: str) -> str:
@@ -134,24 +139,12 @@ def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -
 
 def _check_no_alias(kind: str, inp: Path, out: Path, depth_format: str | None) -> None:
     """No output may be the input, hold it (a replaced folder would delete it) or, for a folder
-    input, lie inside it. Real paths, so links and `..` cannot hide a collision."""
-    src = inp.resolve()
+    input, lie inside it (depthda.utils.outputs); a replaced folder holds only depthda's files."""
     files, folders = planned_outputs(kind, inp, out, depth_format)
-    for target in files + folders:
-        dst = target.resolve()
-        if dst == src:
-            raise DepthdaError(f"output {target} would overwrite the input {inp}")
-        if target in folders and src.is_relative_to(dst):
-            raise DepthdaError(f"output folder {target} would replace the folder that holds the input {inp}")
-        if kind == "folder" and dst.is_relative_to(src):
-            raise DepthdaError(f"output {target} must not be inside the input folder {inp}")
+    check_outputs(reads=[inp] if kind != "folder" else [], trees=[inp] if kind == "folder" else [],
+                  files=files, folders=folders)
     for folder in folders:
-        if folder.is_dir():
-            foreign = next((p for p in folder.rglob("*")
-                            if p.is_file() and p.suffix.lower() not in (".png", ".npy", *CLOUD_SUFFIXES)), None)
-            if foreign is not None:
-                raise DepthdaError(f"output folder {folder} holds files depthda did not write (e.g. {foreign}); "
-                                   "it would be replaced whole: give a new or empty folder")
+        check_replaceable(folder, lambda rel: rel.suffix.lower() in (".png", ".npy", *CLOUD_SUFFIXES), "depthda")
 
 
 def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = None) -> None:
@@ -244,8 +237,10 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
     if o.focal_px is not None and o.calib is not None:
         raise DepthdaError("give --focal or --calib, not both")
     focal_px = focal_from_calib(o.calib) if o.calib is not None else o.focal_px
-    if o.batch_size is not None and o.batch_size < 1:
-        raise DepthdaError("--batch-size must be at least 1")
+    if focal_px is not None:
+        check_focal(focal_px)
+    if o.batch_size is not None and not 1 <= o.batch_size <= MAX_BATCH:
+        raise DepthdaError(f"--batch-size must be from 1 to {MAX_BATCH}, got {o.batch_size}")
     if o.max_frames is not None and o.max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
     if cloud_suffix(kind, out, o.cloud) and (kind == "video" or o.side_by_side):
@@ -261,8 +256,29 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
         if not images:
             raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
                                f"{', '.join(IMAGE_SUFFIXES)})")
+        _check_distinct_names(inp, out, images)
         request.images, request.skipped = images, len(skipped)
     return request
+
+
+def _check_distinct_names(inp: Path, out: Path, images: list[Path]) -> None:
+    # Outputs are named after the input without its suffix: a.jpg and a.png would share a.png.
+    seen: dict[Path, Path] = {}
+    for image in images:
+        name = folder_output_names(inp, image, None)[0]
+        if name in seen:
+            raise DepthdaError(f"{seen[name]} and {image} would both be written to {out / name}; "
+                               "rename one of them")
+        seen[name] = image
+
+
+def _check_staged(roots: list[Path], count: int) -> None:
+    # A staging folder removed mid-run is re-created by the writers with only the later files.
+    for root in roots:
+        found = sum(1 for p in root.rglob("*") if p.is_file())
+        if found != count:
+            raise DepthdaError(f"the staging folder {root} holds {found} of the {count} files written: it was "
+                               "changed during the run; nothing was replaced")
 
 
 def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
@@ -289,6 +305,7 @@ def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
 
 
 GPU_BATCH = 8  # frames per network call on CUDA unless --batch-size says otherwise
+MAX_BATCH = 1024  # frames per call: more only multiplies the memory held
 
 
 @contextlib.contextmanager
@@ -347,6 +364,7 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, d
         if folder:
             roots = [stack.enter_context(atomic_dir(target)) for target in folders]
             busy = predict_into_folders(inp, images, roots, depth_format=depth_format, **opts)
+            _check_staged(roots, len(images))
         else:
             targets = [stack.enter_context(atomic_path(target)) for target in files]
             busy = _write_images(images, {images[0]: targets}, depth_format=depth_format, **opts)
@@ -476,8 +494,10 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
     depth_dir = out.with_name(out.stem + "_depth") if depth_format else None
     bar = _progress(total, "predict", progress)
     with contextlib.ExitStack() as stack:
-        tmp_video = stack.enter_context(atomic_path(out))
+        # The side folder is entered first so it is swapped last, after the video's own rename
+        # (the step more likely to fail) has succeeded.
         tmp_depth = stack.enter_context(atomic_dir(depth_dir)) if depth_dir else None
+        tmp_video = stack.enter_context(atomic_path(out))
         # Entered last, left first: on any failure the encoder is stopped before its file is deleted.
         with signals_deferred():  # no Ctrl-C between starting the encoder and registering its stop
             writer = stack.enter_context(VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height,
@@ -498,4 +518,6 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
         writer.close()  # finished and checked before the output replaces anything
         if writer.frames_written != reader.frames_read:
             raise DepthdaError(f"wrote {writer.frames_written} frames but read {reader.frames_read}")
+        if tmp_depth is not None:
+            _check_staged([tmp_depth], writer.frames_written)
     return PredictResult("video", out, writer.frames_written, depth_output=depth_dir, stage_seconds=busy)

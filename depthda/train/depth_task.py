@@ -46,10 +46,6 @@ class DepthTask:
 
     def __init__(self, cfg: DepthConfig):
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
-        if not 0 <= cfg.ema_decay < 1:
-            raise DepthdaError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
-        if not cfg.grad_weight >= 0:
-            raise DepthdaError(f"--grad-weight must be at least 0, got {cfg.grad_weight}")
         if cfg.init_from and not (Path(cfg.init_from) / "model.safetensors").is_file():
             raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
