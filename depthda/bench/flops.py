@@ -9,10 +9,20 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def peak_matmul_flops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """Best fp32 FLOP/s of an n×n×n matrix product, through MKL (torch.mm) and through oneDNN
-    (the same product as a 1×1 convolution, the library the networks' convolutions use; MKL
-    picks slower code paths on some non-Intel CPUs). "peak" is the larger of the two."""
+def peak_matmul_flops(n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict[str, float]:
+    """Best fp32 FLOP/s of an n×n×n matrix product on `threads` threads (default: torch's count),
+    through MKL (torch.mm) and through oneDNN (the same product as a 1×1 convolution, the library
+    torch's convolutions use; MKL picks slower code paths on some non-Intel CPUs). "peak" is the
+    larger of the two."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads or saved)
+    try:
+        return _peak(n, repeats)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _peak(n: int, repeats: int) -> dict[str, float]:
     a, b = torch.randn(n, n), torch.randn(n, n)
     x = torch.randn(1, n, 32, n // 32).contiguous(memory_format=torch.channels_last)
     w = torch.randn(n, n, 1, 1)

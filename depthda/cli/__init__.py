@@ -13,10 +13,11 @@ import errno
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
-from depthda.errors import DepthdaError
+from depthda.errors import DepthdaError, DepthdaWarning
 
 app = typer.Typer(
     name="depthda",
@@ -90,8 +91,20 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """depthda's own warnings as one `depthda: warning: ...` line; others as Python shows them."""
+    if issubclass(category, DepthdaWarning):
+        print(f"depthda: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
+    warnings.showwarning = _one_line_warning
     try:
         _check_encodable(sys.argv[1:] if argv is None else argv)
         code = app(args=argv, prog_name="depthda", standalone_mode=False)

@@ -12,6 +12,9 @@ import typer
 # The choices of --depth-format: depthda.infer.predict.DEPTH_FORMATS, spelled out because importing
 # that module here would load torch for `depthda --help`.
 DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
+# depthda.infer.engine.ENGINES, spelled out for the same reason.
+Engine = Enum("Engine", {name: name for name in ("auto", "torch", "onnxruntime")}, type=str)
+ENGINE_HELP = "What runs the networks: auto (onnxruntime on a CPU, torch on CUDA), torch or onnxruntime."
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +27,7 @@ def register(app: typer.Typer) -> None:
         depth: Optional[Path] = typer.Option(None, help="Depth training run (model.safetensors + config.json)."),
         no_style: bool = typer.Option(False, "--no-style", help="Skip the style-transfer stage (real images straight into the depth net)."),
         device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N (under torchrun: auto, cuda or cpu; each process uses cuda:LOCAL_RANK)."),
+        engine: Engine = typer.Option(Engine.auto, help=ENGINE_HELP),
         batch_size: Optional[int] = typer.Option(None, help="Frames per network call (default 1 on CPU, 8 on CUDA)."),
         cmap: str = typer.Option("magma", help="Matplotlib colormap; near is drawn with its bright end."),
         depth_range: Optional[Tuple[float, float]] = typer.Option(
@@ -56,7 +60,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = predict_path(
                 input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
-                batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
+                engine=engine.value, batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
                 depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
                 compile=compile, max_frames=frames, smooth=not no_smooth)
         except ReportedByRankZero:

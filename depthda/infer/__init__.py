@@ -4,7 +4,7 @@
     depth_m = DepthPipeline.from_checkpoint()(rgb_uint8_hxwx3)
 
     pipeline.py    DepthPipeline: the networks as one module, working size, metric scale
-    fast/          speed tricks that never change results: speed_up(model), prepare_cpu_process()
+    engine.py      ONNX Runtime for the networks on a CPU: the graph exported once, checked and cached
     scheduling.py  threaded stages (run_overlapped) and whole frames per CPU core (FrameParallel)
     predict.py     `depthda predict` as predict_path(): an image, a folder or a video → coloured depth
     distributed_predict.py  a folder split across the processes of a torchrun launch

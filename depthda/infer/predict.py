@@ -172,6 +172,7 @@ class PredictOptions:
     depth: str | Path | None = None
     use_style: bool = True
     device: str = "auto"
+    engine: str = "auto"
     batch_size: int | None = None
     cmap: str = DEFAULT_CMAP
     depth_range: tuple[float, float] | None = None
@@ -198,20 +199,21 @@ class Request:
 
 def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
             style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
-            device: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
+            device: str = "auto", engine: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
             depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
             compile: bool = False, max_frames: int | None = None, progress: bool = True,
             smooth: bool = True, distributed: bool = True) -> PredictResult:
     """Predict depth for an image, a folder of images or a video; see the module docstring.
 
+    `engine`: what runs the networks (auto, torch or onnxruntime; depthda.infer.engine).
     `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
     False gives every frame's own depth, as for images.
     `distributed`: in a process launched by torchrun (WORLD_SIZE > 1), split a folder across the
     launch's processes (depthda.infer.distributed_predict); False: this process does the whole run.
     """
     options = PredictOptions(pipeline=pipeline, checkpoint=checkpoint, style=style, depth=depth, use_style=use_style,
-                             device=device, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
+                             device=device, engine=engine, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
                              side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
                              compile=compile, max_frames=max_frames, progress=progress, smooth=smooth)
     if distributed:
@@ -284,7 +286,7 @@ def open_runner(o: PredictOptions, focal_px: float | None):
     pipeline = o.pipeline
     if pipeline is None:
         pipeline = DepthPipeline.from_checkpoint(o.checkpoint, style=o.style, depth=o.depth, device=o.device,
-                                                 use_style=o.use_style, compile=o.compile)
+                                                 use_style=o.use_style, engine=o.engine, compile=o.compile)
     if focal_px is not None:
         pipeline.focal_scale(focal_px, 1)  # fails early if the model cannot be rescaled
     near, far = o.depth_range or (pipeline.depth_param.min_depth, pipeline.depth_param.max_depth)
