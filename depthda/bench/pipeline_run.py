@@ -1,4 +1,4 @@
-"""The bench's pipeline side: `depthda predict`'s video path (depthda.infer.predict.run_video).
+"""The bench's pipeline side: `depthda predict`'s video path (depthda.infer.local_predict.run_video).
 
 Decode+prepare thread (one decoder thread) → networks (the pipeline's engine, ONNX Runtime or
 torch, normalisation in the graph; FrameParallel: frames queued one at a time to one worker per
@@ -20,7 +20,7 @@ import numpy as np
 
 from depthda.infer.colorize import DepthColorizer
 from depthda.infer.pipeline import DepthPipeline
-from depthda.infer.predict import run_video
+from depthda.infer.local_predict import run_video
 from depthda.infer.scheduling import FrameParallel
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter

@@ -102,7 +102,7 @@ def video(
     from depthda.errors import DepthdaError
     from depthda.eval.video import evaluate_video, plot_over_time
     from depthda.infer import DepthPipeline
-    from depthda.infer.predict import input_kind
+    from depthda.infer.local_predict import input_kind
     from depthda.utils.fsio import write_text_atomic
 
     if input_kind(clip) != "video":

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import typer
 
 
-# The choices of --depth-format: depthda.infer.predict.DEPTH_FORMATS, spelled out because importing
+# The choices of --depth-format: depthda.infer.local_predict.DEPTH_FORMATS, spelled out because importing
 # that module here would load torch for `depthda --help`.
 DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
 # depthda.infer.engine.ENGINES, spelled out for the same reason.

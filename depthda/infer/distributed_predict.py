@@ -59,13 +59,13 @@ import torch
 import torch.distributed as dist
 
 from depthda.errors import DepthdaError
-from depthda.infer.predict import (GPU_BATCH, PredictOptions, PredictResult, Request, check_request,
+from depthda.infer.local_predict import (GPU_BATCH, PredictOptions, PredictResult, Request, check_request,
                                    folder_output_names, input_kind, open_runner, planned_outputs, predict_into_folders,
                                    predict_local)
-from depthda.infer.video_io import is_video_file
-from depthda.train.distributed import DistInfo
 from depthda.utils.device import pick_device
+from depthda.utils.distributed import DistInfo
 from depthda.utils.fsio import _tmp_prefix, atomic_dir, signals_deferred
+from depthda.utils.images import is_video_file
 
 # At step 3 a rank that is done waits for the slowest one, which may legitimately take far longer
 # than torch's default timeout of 30 minutes (a big folder whose image sizes differ by share). A
