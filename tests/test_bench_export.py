@@ -34,6 +34,9 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
     assert r["speedup_smoothed"] == pytest.approx(r["fps_smoothed"] / r["naive_fps"], rel=0.01)
     assert set(r["stage_ms_per_frame"]["pipeline_smoothed"]) == set(r["stage_ms_per_frame"]["pipeline"])
     assert r["temporal_filter_ms_per_frame"] == pytest.approx(1e3 / r["fps_smoothed"] - 1e3 / r["fps"], abs=0.01)
+    stages = r["stage_ms_per_frame"]
+    assert r["temporal_filter_busy_ms_per_frame"] == pytest.approx(
+        stages["pipeline_smoothed"]["colorize"] - stages["pipeline"]["colorize"], abs=0.01)
     assert set(r["rounds"][0]) == {"naive_fps", "pipeline_fps", "pipeline_smoothed_fps", "pipeline_torch_fps", "order"}
     # A row per engine, with its share of the measured peak, and the versions of both.
     assert set(r["engines"]) == {"onnxruntime", "torch"} and r["engines"]["onnxruntime"]["fps"] == r["fps"]

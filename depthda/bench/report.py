@@ -12,7 +12,8 @@ def format_result(r: dict) -> str:
              f"{r['load_average'][0]:.2f}; onnxruntime {v['onnxruntime']}, torch {v['torch']}",
              f"pipeline ({r['engine']}) {r['fps']:.2f} fps   naive {r['naive_fps']:.2f} fps   speedup {r['speedup']:.2f}x",
              f"pipeline ({r['engine']}) + temporal filter (predict's default for video) {r['fps_smoothed']:.2f} fps   "
-             f"speedup {r['speedup_smoothed']:.2f}x   (the filter costs {r['temporal_filter_ms_per_frame']:.1f} ms/frame)",
+             f"speedup {r['speedup_smoothed']:.2f}x   (the filter costs {r['temporal_filter_ms_per_frame']:.1f} ms/frame of "
+             f"wall time, {r['temporal_filter_busy_ms_per_frame']:.1f} ms/frame of its own work)",
              "per engine (pipeline without the filter; networks: ms per frame on one worker, share of the fp32 "
              f"matmul peak at {r['threads_per_worker']} thread(s); max |Δ| against the naive torch loop):"]
     for name, e in r["engines"].items():

@@ -170,7 +170,11 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
             # what `depthda predict` runs on video by default: the pipeline plus the temporal filter
             "fps_smoothed": round(n / best.seconds["pipeline_smoothed"], 3),
             "speedup_smoothed": round(best.seconds["naive"] / best.seconds["pipeline_smoothed"], 3),
+            # the filter's cost: in wall time (what it slows the video by) and its own busy time (it
+            # runs in the colour stage, which is not the pace-setting stage on a CPU)
             "temporal_filter_ms_per_frame": round((best.seconds["pipeline_smoothed"] - best.seconds["pipeline"]) / n * 1e3, 3),
+            "temporal_filter_busy_ms_per_frame": round((best.times["pipeline_smoothed"].get("colorize", 0.0)
+                                                        - best.times["pipeline"].get("colorize", 0.0)) / n * 1e3, 3),
             "engines": {engine: engine_row("pipeline"), other: engine_row(f"pipeline_{other}")},
             "stage_ms_per_frame": {side: per_frame(times) for side, times in best.times.items()},
             "flops_per_frame": {"style": flops_style, "depth": flops_depth, "total": flops},
