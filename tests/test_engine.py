@@ -162,3 +162,13 @@ def _protocol(scaling):
     from depthda.eval.protocol import named_protocol
 
     return named_protocol("garg", crop=None, min_depth=1e-3, max_depth=80.0, scaling=scaling)
+
+
+def test_compile_leaves_the_onnxruntime_engine_alone(ckpt, frame):
+    # torch.compile applies to the torch engine; the ONNX graph is traced from the plain modules.
+    compiled = DepthPipeline.from_checkpoint(ckpt, device="cpu", compile=True)
+    assert compiled.engine == "onnxruntime"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EngineWarning)
+        got = compiled(frame)
+    assert np.array_equal(got, DepthPipeline.from_checkpoint(ckpt, device="cpu")(frame))

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         focal: Optional[float] = typer.Option(None, help="Input camera's focal length in pixels (input resolution); scales depth."),
         calib: Optional[Path] = typer.Option(None, help="KITTI calib_cam_to_cam.txt: focal from P_rect_02."),
         frames: Optional[int] = typer.Option(None, help="Video: only the first N frames."),
-        compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
+        compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (torch engine; pays off on GPU for long videos)."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Video: every frame's own depth, without the motion-compensated temporal filter."),
     ) -> None:
         """Predict depth and write it as colour images or video.

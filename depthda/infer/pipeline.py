@@ -139,7 +139,8 @@ class DepthPipeline(nn.Module):
         """Load a pipeline folder (style/ + depth/) or two training-run folders (`style=`, `depth=`).
 
         `engine`: what runs the networks of the numpy path, "auto" (ONNX Runtime on a CPU, torch on
-        CUDA), "torch" or "onnxruntime" (depthda.infer.engine); `compile`: torch.compile them.
+        CUDA), "torch" or "onnxruntime" (depthda.infer.engine); `compile`: torch.compile them (torch
+        engine only).
         """
         if checkpoint is not None and (style is not None or depth is not None):
             raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
@@ -170,7 +171,7 @@ class DepthPipeline(nn.Module):
         pipe = pipe.to(device, memory_format=torch.channels_last).eval()
         if engine == "onnxruntime":
             pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth))
-        if compile:
+        if compile and engine == "torch":  # ONNX Runtime compiles its own graph; tracing wants plain modules
             pipe.compile_()
         return pipe
 
