@@ -45,6 +45,7 @@ class _Rounds:
     fps: list = field(default_factory=list)
     max_diff: dict = field(default_factory=dict)
     max_rel: dict = field(default_factory=dict)
+    peaks: dict = field(default_factory=dict)  # threads → the best round's peak_matmul_flops
 
 
 def _other(engine: str) -> str:
@@ -53,9 +54,11 @@ def _other(engine: str) -> str:
 
 def _interleaved_rounds(video: Path, n: int, pipes: dict[str, DepthPipeline], engine: str, checkpoint: Path,
                         tmp: Path, near: float, far: float, cmap: str, batch_size: int, workers: int, threads: int,
-                        rounds: int, log: Callable[[str], None]) -> _Rounds:
+                        rounds: int, peak_threads: list[int], log: Callable[[str], None]) -> _Rounds:
     """`pipes`: the default engine's pipeline and the other engine's; sides: the naive loop, the
-    default pipeline without and with the temporal filter, and the other engine's pipeline."""
+    default pipeline without and with the temporal filter, and the other engine's pipeline. The fp32
+    matmul peak at each of `peak_threads` is measured every round too, best kept, so that the
+    networks' share of it compares two figures from the same load."""
     naive_args = (checkpoint / "style", checkpoint / "depth")
     other = _other(engine)
     sides = {"naive": "naive loop", "pipeline": f"pipeline ({engine})",
@@ -99,6 +102,11 @@ def _interleaved_rounds(video: Path, n: int, pipes: dict[str, DepthPipeline], en
             best.max_diff[side] = max(float(np.abs(a - b).max()) for a, b in zip(depths, naive_depths))
             best.max_rel[side] = max(float((np.abs(a - b) / b).max()) for a, b in zip(depths, naive_depths))
         del naive_depths, out
+        log(f"bench: round {r + 1}/{rounds}: peak matmul throughput")
+        for t in peak_threads:
+            peak = peak_matmul_flops(threads=t)
+            if peak["peak"] > best.peaks.get(t, {}).get("peak", 0.0):
+                best.peaks[t] = peak
     return best
 
 
@@ -135,14 +143,14 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
         h, w = frame_list[0].shape[:2]
         hn, wn, hp, wp = pipe.working_size(h, w)
         best = _interleaved_rounds(video, n, pipes, engine, checkpoint, tmp, near, far, cmap, batch_size, workers,
-                                   threads, rounds, log)
+                                   threads, rounds, sorted({1, threads, cores}), log)
 
-        log("bench: counting FLOPs and measuring peak matmul throughput")
+        log("bench: counting FLOPs")
         x = torch.zeros(1, 3, hp, wp).contiguous(memory_format=torch.channels_last)
         flops_style = count_flops(pipe.style, x) if pipe.style else 0
         flops_depth = count_flops(pipe.depth, x)
         flops = flops_style + flops_depth
-        peaks_by_threads = {t: peak_matmul_flops(threads=t) for t in sorted({1, threads, cores})}
+        peaks_by_threads = best.peaks
         peak = peaks_by_threads[cores]["peak"]
         model_s = best.times["pipeline"].get("model", 0.0)
         other = _other(engine)
