@@ -262,8 +262,9 @@ def test_prepare_bad_inputs_are_one_line_errors(tmp_path, synthia, capsys):
     cases = [
         ([str(tmp_path / "missing"), "--out", str(out)], "not found"),
         ([str(tmp_path), "--out", str(out)], "no SYNTHIA layout"),
-        ([str(synthia), "--out", str(synthia)], "is the SYNTHIA root or one of its parents"),
-        ([str(synthia), "--out", str(synthia.parent)], "is the SYNTHIA root or one of its parents"),
+        ([str(synthia), "--out", str(synthia)], "would overwrite the input"),
+        ([str(synthia), "--out", str(synthia.parent)], "would replace the folder that holds the input"),
+        ([str(synthia), "--out", str(synthia / "RGB" / "copy")], "must not be inside the input folder"),
         ([str(synthia), "--out", str(out), "--size", "64x"], "size must be HxW"),
         ([str(synthia), "--out", str(out), "--view", "crop"], "needs --size"),
         ([str(synthia), "--out", str(out), "--size", "64x192", "--view", "side"], "view must be one of"),

@@ -63,6 +63,10 @@ def test_bounds_cover_every_argument_of_every_architecture():
     ({"size": [0, 0]}, "size must be [height, width]"),
     ({"size": [100, 128]}, "is not a multiple of this unet's stride"),
     ({"depth_param": {"kind": "log", "min_depth": 5, "max_depth": 1}}, "bad depth_param"),
+    ({"size": [16384, 16384]}, "size must be [height, width] in pixels, 1 to 4096"),
+    ({"input_range": "-1..1"}, "input_range must be [low, high]"),
+    ({"input_range": [1, -1]}, "input_range must be [low, high]"),
+    ({"output_range": ["a", "b"]}, "output_range must be [low, high]"),
 ])
 def test_hostile_depth_configs_are_refused_in_one_line(model_copy, changes, message):
     edit_config(model_copy / "depth", **changes)
@@ -92,6 +96,23 @@ def test_non_finite_weights_are_refused(model_copy):
     state[name] = torch.full_like(state[name], float("nan"))
     save_file(state, str(weights))
     with pytest.raises(DepthdaError, match=f"not finite .*{name}"):
+        load_exported(model_copy / "depth")
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int64, torch.bool])
+def test_integer_and_boolean_weights_are_refused(model_copy, dtype):
+    weights = model_copy / "depth" / "model.safetensors"
+    state = load_file(str(weights))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].to(dtype)
+    save_file(state, str(weights))
+    with pytest.raises(DepthdaError, match=f"must be floating point, but {name} is"):
+        load_exported(model_copy / "depth")
+
+
+def test_a_deeply_nested_config_is_one_line(model_copy):
+    (model_copy / "depth" / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DepthdaError, match="nested too deeply"):
         load_exported(model_copy / "depth")
 
 

@@ -89,9 +89,16 @@ def test_output_under_an_existing_file_is_one_line(tmp_path, ckpt, capsys):
     one_error_line(capsys, "file.png")
 
 
-def test_infinite_focal_is_refused(tmp_path, ckpt, capsys):
-    assert run(["predict", str(FRAME), "-o", str(tmp_path / "o.png"), "--focal", "inf", "--checkpoint", str(ckpt)]) == 1
-    one_error_line(capsys, "positive, finite")
+@pytest.mark.parametrize("args, needle", [
+    (["--focal", "inf"], "positive, finite"),
+    (["--focal", "1e308"], "from 1 to 1e+06"),     # wrote non-finite depth before (issue 24)
+    (["--focal", "5e-324"], "from 1 to 1e+06"),    # wrote zero depth with a divide-by-zero warning
+    (["--range", "1e-30", "1e30"], "MIN < MAX <= 1e+06"),
+    (["--batch-size", "9223372036854775807"], "--batch-size must be from 1 to 1024"),
+])
+def test_physically_meaningless_settings_are_refused(tmp_path, ckpt, capsys, args, needle):
+    assert run(["predict", str(FRAME), "-o", str(tmp_path / "o.png"), *args, "--checkpoint", str(ckpt)]) == 1
+    one_error_line(capsys, needle)
     assert not (tmp_path / "o.png").exists()
 
 

@@ -156,8 +156,10 @@ def test_colour_lut_matches_matplotlib_and_puts_near_bright():
     assert col.lut[255].sum() > col.lut[0].sum()  # near = bright end of magma
     with pytest.raises(DepthdaError, match="colormap"):
         DepthColorizer(1, 80, "no-such-map")
-    with pytest.raises(DepthdaError, match="0 < MIN < MAX"):
+    with pytest.raises(DepthdaError, match="MIN < MAX"):
         DepthColorizer(80, 1)
+    with pytest.raises(DepthdaError, match="MIN < MAX <= 1e"):  # a colour scale spanning 60 decades
+        DepthColorizer(1e-30, 1e30)
 
 
 def test_overlapped_runner_propagates_errors_and_ends_threads():

@@ -1,6 +1,7 @@
 """`depthda predict` on real footage (dash-cam clip, paper example frames) and on bad input."""
 
 import shutil
+from pathlib import Path
 import subprocess
 
 import cv2
@@ -269,6 +270,20 @@ def test_shipped_default_model_beats_the_baselines_on_real_kitti_frames(repo_dat
     for baseline in ("constant", "ground-plane"):
         ref = evaluate_kitti(baseline=baseline, **common).metrics
         assert model["abs_rel"] < ref["abs_rel"] and model["a1"] > ref["a1"], (baseline, model, ref)
+
+
+def test_shipped_default_model_beats_a_constant_guess_on_obstacles_in_traffic():
+    # Two frames of a KITTI traffic queue (tests/data/kitti_queue: a tanker 3 m away, cars ahead),
+    # where the row of a pixel says little about its depth: the obstacle pixels must come out
+    # better than one constant depth does.
+    root = Path(__file__).parent / "data" / "kitti_queue"
+    common = dict(data_root=root, split_file=root / "split.txt", gt="annotated", breakdown=True,
+                  protocol=EvalProtocol(scaling="median"), progress=False)
+    model = evaluate_kitti(checkpoint=default_checkpoint(), device="cpu", **common)
+    constant = evaluate_kitti(baseline="constant", **common)
+    obstacle = lambda result: result.breakdown["obstacle"]["abs_rel"]  # noqa: E731
+    assert obstacle(model) < obstacle(constant), (obstacle(model), obstacle(constant))
+    assert model.metrics["abs_rel"] < constant.metrics["abs_rel"]
 
 
 def test_h264_output_when_imageio_ffmpeg_is_present(tmp_path, clip, ckpt):

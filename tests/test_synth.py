@@ -259,8 +259,18 @@ def test_cli_refuses_non_empty_out_without_overwrite(tmp_path):
     with pytest.raises(DepthdaError, match="--overwrite"):
         _invoke(["--out", str(out), "--count", "1", "--size", "32x64"])
     assert keep.read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
-    _invoke(["--out", str(out), "--count", "1", "--size", "32x64", "--overwrite"])
-    assert not keep.exists() and (out / "RGB" / "0000000.png").is_file()
+    # --overwrite replaces only a dataset synth wrote: a folder of the user's files is refused (issue 24)
+    with pytest.raises(DepthdaError, match="intrinsics.json of `depthda synth`"):
+        _invoke(["--out", str(out), "--count", "1", "--size", "32x64", "--overwrite"])
+    assert keep.read_text() == "mine"
+    keep.unlink()
+    _invoke(["--out", str(out), "--count", "1", "--size", "32x64"])
+    _invoke(["--out", str(out), "--count", "2", "--size", "32x64", "--overwrite"])
+    assert (out / "RGB" / "0000001.png").is_file()
+    (out / "RGB" / "clip.mp4").write_bytes(b"not synth's")  # a foreign file inside synth's own dataset
+    with pytest.raises(DepthdaError, match="did not write"):
+        _invoke(["--out", str(out), "--count", "1", "--size", "32x64", "--overwrite"])
+    assert (out / "RGB" / "clip.mp4").read_bytes() == b"not synth's"
 
 
 def test_registered_command_exit_codes(tmp_path, capsys):

@@ -5,7 +5,8 @@
 #   report sets (shipped in data/, never used to choose anything):
 #     tiny    drive 0023 frames 0-6, left camera (velodyne projected, annotated-depth layout)
 #     object  KITTI object frame 000008 (its field-of-view-reduced velodyne scan)
-#   choose set (only with SETS=choose, from $SHARED, not shipped; used to choose checkpoints and settings):
+#   choose sets (only with SETS="queue choose", from $SHARED, not shipped; used to choose checkpoints and settings):
+#     queue   78 consecutive frames of a traffic queue (KITTI raw 2011_09_26, left camera, velodyne)
 #     choose  drive 0023 frames 0-6, right camera (image_03 and its own projected scans)
 set -euo pipefail
 OUT=${OUT:-outputs/quality}
@@ -29,6 +30,8 @@ for set in $SETS; do
       depthda data object-as-raw --object-root data/kitti/object --frame 000008 --out "$WORK/object" >/dev/null
       echo "2011_09_26/2011_09_26_drive_9000_sync 0000000000 l" > "$WORK/object/split.txt"
       data=(--data-root "$WORK/object" --split-file "$WORK/object/split.txt" --gt velodyne) ;;
+    queue)
+      data=(--data-root "$SHARED/kitti_raw_queue" --split-file "$SHARED/kitti_raw_queue/kitti_queue_files.txt" --gt velodyne) ;;
     choose)
       src=$SHARED/kitti_raw_tiny/2011_09_26
       drive=$WORK/choose/2011_09_26/2011_09_26_drive_0023_sync
@@ -38,7 +41,7 @@ for set in $SETS; do
       cp -r "$src/2011_09_26_drive_0023_sync/proj_depth/velodyne_png_DERIVED/image_03" "$drive/proj_depth/groundtruth/"
       for i in 0 1 2 3 4 5 6; do echo "2011_09_26/2011_09_26_drive_0023_sync 000000000$i r"; done > "$WORK/choose/split.txt"
       data=(--data-root "$WORK/choose" --split-file "$WORK/choose/split.txt" --gt annotated) ;;
-    *) echo "unknown set $set (tiny, object, choose)" >&2; exit 2 ;;
+    *) echo "unknown set $set (tiny, object, queue, choose)" >&2; exit 2 ;;
   esac
   run "${set}_pipeline" "${data[@]}" --checkpoint "$CKPT"
   run "${set}_depth_only" "${data[@]}" --checkpoint "$CKPT" --no-style

@@ -44,6 +44,7 @@ from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, SynthiaDataset, 
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import write_text_atomic
 from depthda.utils.images import read_rgb
+from depthda.utils.outputs import check_outputs
 
 STAGES = ("decode_rgb", "decode_depth", "augment", "to_tensor")
 SYNTHIA_FRAME = (760, 1280)
@@ -183,6 +184,7 @@ def run_data_bench(data_root: str | Path | None = None, *, size: tuple[int, int]
     size = (int(size[0]), int(size[1]))
     if size[0] <= 0 or size[1] <= 0:
         raise DepthdaError(f"size must be (height, width) in pixels, got {size}")
+    check_outputs(trees=[data_root], files=[json_path])
     if view not in VIEWS:
         raise DepthdaError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
     for name, value in (("--samples", samples), ("--frames", frames), ("--rounds", rounds)):

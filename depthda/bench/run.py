@@ -28,6 +28,7 @@ from depthda.infer.video_io import VideoReader
 from depthda.models.random_pipeline import init_checkpoint
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import write_text_atomic
+from depthda.utils.outputs import check_outputs, files_under
 
 
 def read_frames(video: Path, frames: int | None) -> tuple[list[np.ndarray], float]:
@@ -122,6 +123,7 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
     if random_weights and checkpoint is not None:
         raise DepthdaError("give --checkpoint or --random-weights, not both")
     video = Path(video) if video is not None else sample_video()
+    check_outputs(reads=[video, *files_under(checkpoint or default_checkpoint())], files=[json_path])
     if frames is not None and frames < 1:
         raise DepthdaError("--frames must be at least 1")
     if torch.device(device).type != "cpu":

@@ -4,7 +4,8 @@ Each command module under depthda/cli/ defines `register(app)`; only modules lis
 COMMAND_MODULES are registered, so every command shown by `depthda --help` works.
 
 Exit codes: 0 success, 1 a user error (one `depthda: error: ...` line), 2 a usage error (usage
-hint and one line), 130 interrupted (Ctrl-C).
+hint and one line), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: docker stop, systemd,
+Kubernetes), cleaned up as for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,12 +13,29 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import select
+import signal
 import sys
+import threading
 import warnings
 
-import typer
+VERBOSE_FLAG = "--verbose"
 
-from depthda.errors import DepthdaError, DepthdaWarning
+
+def _quiet_native_libraries(argv: list[str]) -> None:
+    # OpenCV's and FFmpeg's own log lines ("moov atom not found", libpng's) would precede depthda's
+    # one-line error; they read these at start-up, so this runs before any command imports cv2.
+    if VERBOSE_FLAG in argv:
+        return
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+_quiet_native_libraries(sys.argv[1:])
+
+import typer  # noqa: E402
+
+from depthda.errors import DepthdaError, DepthdaWarning  # noqa: E402
 
 app = typer.Typer(
     name="depthda",
@@ -37,10 +55,17 @@ COMMAND_MODULES = (
     "predict",
     "bench",
     "export",
+    "demo",
 )
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"depthda.cli.{_name}").register(app)
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, VERBOSE_FLAG, help="Keep OpenCV's and FFmpeg's own log lines "
+                                          "(silenced so that an error is one line); give it before the command.")):
+    """Monocular depth from synthetic data with domain adaptation via image style transfer."""
 
 # typer < 0.26 raises click's exceptions; later releases carry their own copy of click
 # (typer._click) and raise typer.Exit/typer.Abort. The module that defines typer's BadParameter
@@ -56,11 +81,41 @@ _USAGE_ERRORS = (_click_exceptions.ClickException,)
 _EXITS = _classes(typer.Exit, getattr(_click_exceptions, "Exit", None))
 _ABORTS = _classes(typer.Abort, getattr(_click_exceptions, "Abort", None), KeyboardInterrupt)
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM
+_terminated = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    # Unwound like Ctrl-C, so every temporary is removed and every worker stopped on the way out.
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
 
 
 def _interrupted() -> int:
+    if _terminated:
+        print("\ndepthda: terminated", file=sys.stderr)
+        return TERMINATED
     print("\ndepthda: interrupted", file=sys.stderr)
     return INTERRUPTED
+
+
+def _stdout_closed() -> bool:
+    """True if stdout is a pipe whose reader has gone (`depthda ... | true`): poll reports an error
+    on a pipe's write end once no reader is left."""
+    try:
+        poll = select.poll()
+        poll.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    # Later writes (and the interpreter's final flush) go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _usage_hint(argv: list[str]) -> None:
@@ -104,10 +159,33 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
+    global _terminated
     warnings.showwarning = _one_line_warning
+    _terminated = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        return _run(argv)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         _check_encodable(sys.argv[1:] if argv is None else argv)
         code = app(args=argv, prog_name="depthda", standalone_mode=False)
+    except SystemExit as exc:
+        # click turns a broken pipe (EPIPE) into exit 1 without a word, wrapping the streams.
+        wrapped = getattr(sys.stdout, "wrapped", None)
+        if exc.code != 1 or wrapped is None:
+            raise
+        sys.stdout, sys.stderr = wrapped, getattr(sys.stderr, "wrapped", sys.stderr)
+        if _stdout_closed():  # the reader of our result lines left; the outputs themselves are complete
+            _silence_stdout()
+            return 0
+        print("depthda: error: a pipe to a helper process broke (it exited early)", file=sys.stderr)
+        return 1
     except DepthdaError as exc:
         print(f"depthda: error: {exc}", file=sys.stderr)
         return 1
@@ -126,7 +204,9 @@ def run(argv: list[str] | None = None) -> int:
     # Without standalone mode typer returns the exit code of an Exit, and typer >= 0.26 turns
     # Ctrl-C into Exit(130) itself; no command of ours exits with 130 any other way.
     if not isinstance(code, int):
-        return 0
+        code = 0
+    if code == 0 and _stdout_closed():
+        _silence_stdout()
     return _interrupted() if code == INTERRUPTED else code
 
 
@@ -135,7 +215,7 @@ def main() -> None:
         code = run()
     except KeyboardInterrupt:  # Ctrl-C while Python is still importing torch and the commands
         code = _interrupted()
-    if code == INTERRUPTED:
+    if code in (INTERRUPTED, TERMINATED):
         # Every output has been cleaned up by now. Skip interpreter teardown: native worker
         # threads (torch, OpenCV) interrupted mid-task can abort in their C++ destructors
         # ("terminate called without an active exception"), turning exit 130 into a crash.

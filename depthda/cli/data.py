@@ -24,6 +24,9 @@ def export_gt(
     from depthda.data.gt_file import export_ground_truth
     from depthda.eval.kitti import resolve_split
 
+    from depthda.utils.outputs import check_outputs
+
+    check_outputs(reads=[split_file], trees=[data_root], files=[out])
     frames = resolve_split(split.value, split_file)
     path = export_ground_truth(frames, data_root, gt.value, out)
     typer.echo(f"wrote {gt.value} ground truth of {len(frames)} frames to {path}")

@@ -67,8 +67,10 @@ def kitti(
     camera_height: float = typer.Option(1.65, help="With --breakdown: camera height above the flat road (m)."),
 ) -> None:
     """Evaluate depth on KITTI with the protocol of the published Eigen-split tables."""
-    from depthda.eval.kitti import evaluate_kitti, write_reports
+    from depthda.eval.kitti import check_eval_outputs, evaluate_kitti, write_reports
 
+    check_eval_outputs(data_root=data_root, split_file=split_file, gt_file=gt_file, predictions=predictions,
+                       checkpoint=checkpoint, json_path=json_out, csv_path=per_frame_csv, plots=plots)
     protocol = named_protocol(protocol_name.value, crop=crop.value if crop else None, min_depth=min_depth,
                               max_depth=max_depth, scaling=scaling.value)
     with warnings.catch_warnings(record=True) as caught:
@@ -103,8 +105,11 @@ def video(
     from depthda.eval.video import evaluate_video, plot_over_time
     from depthda.infer import DepthPipeline
     from depthda.infer.local_predict import input_kind
+    from depthda.paths import default_checkpoint
     from depthda.utils.fsio import write_text_atomic
+    from depthda.utils.outputs import check_outputs, files_under
 
+    check_outputs(reads=[clip, *files_under(checkpoint or default_checkpoint())], files=[json_out, plot])
     if input_kind(clip) != "video":
         raise DepthdaError(f"not a video: {clip}")
     if frames is not None and frames < 2:
@@ -120,6 +125,31 @@ def video(
     if plot is not None:
         plot_over_time(result, plot)
         typer.echo(f"wrote {plot}")
+
+
+@eval_app.command("row-prior")
+def row_prior_command(
+    inputs: list[Path] = typer.Argument(..., help="Images, or folders of them (searched recursively)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder (default: the shipped model)."),
+    no_style: bool = typer.Option(False, "--no-style", help="Skip the style stage."),
+    shift: float = typer.Option(0.2, help="Vertical shift between the two crops, as a fraction of the height."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """How much of the predicted depth follows the image row instead of the scene (0: the scene, 1: the row)."""
+    from depthda.errors import DepthdaError
+    from depthda.eval.row_prior import row_prior
+    from depthda.infer import DepthPipeline
+    from depthda.utils.images import list_images, read_rgb
+
+    if not 0 < shift < 0.5:
+        raise DepthdaError(f"--shift must be between 0 and 0.5, got {shift}")
+    files = [f for p in inputs for f in (list_images(p)[0] if p.is_dir() else [p])]
+    if not files:
+        raise DepthdaError("no images found in " + ", ".join(map(str, inputs)))
+    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=not no_style)
+    result = row_prior(pipe, (read_rgb(f) for f in files), shift=shift)
+    typer.echo(f"row prior: {result.mean:.3f} over {len(files)} frames (0: depth follows the scene, "
+               f"1: it follows the image row; shift {shift:g} of the height)")
 
 
 def register(app: typer.Typer) -> None:

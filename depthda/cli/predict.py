@@ -15,13 +15,16 @@ DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, typ
 # depthda.infer.engine.ENGINES, spelled out for the same reason.
 Engine = Enum("Engine", {name: name for name in ("auto", "torch", "onnxruntime")}, type=str)
 ENGINE_HELP = "What runs the networks: auto (onnxruntime on a CPU, torch on CUDA), torch or onnxruntime."
+# depthda.infer.pointcloud.CLOUD_FORMATS, for the same reason.
+CloudFormat = Enum("CloudFormat", {name: name for name in ("ply", "glb")}, type=str)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
         input: Path = typer.Argument(..., help="An image, a folder of images (recursive) or a video (mp4, avi, mkv, mov, webm)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Image file (or folder), folder, or video file."),
+        output: Path = typer.Option(..., "--output", "-o", help="Image file (or folder), folder, or video file; "
+                                    "an image's .ply or .glb is its point cloud."),
         checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder with style/ and depth/ (default: checkpoints/default)."),
         style: Optional[Path] = typer.Option(None, help="Style training run (model.safetensors + config.json); with --depth."),
         depth: Optional[Path] = typer.Option(None, help="Depth training run (model.safetensors + config.json)."),
@@ -40,6 +43,11 @@ def register(app: typer.Typer) -> None:
         frames: Optional[int] = typer.Option(None, help="Video: only the first N frames."),
         compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (torch engine; pays off on GPU for long videos)."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Video: every frame's own depth, without the motion-compensated temporal filter."),
+        cloud: Optional[CloudFormat] = typer.Option(
+            None, help="Folder: write point clouds (ply or glb) instead of colour images (docs/pointclouds.md)."),
+        stride: int = typer.Option(1, help="Point clouds: every Nth pixel along both axes."),
+        max_depth: Optional[float] = typer.Option(None, help="Point clouds: leave out points farther than this (metres)."),
+        keep_sky: bool = typer.Option(False, "--keep-sky", help="Point clouds: keep pixels at the model's far limit (sky)."),
     ) -> None:
         """Predict depth and write it as colour images or video.
 
@@ -48,21 +56,20 @@ def register(app: typer.Typer) -> None:
         Under torchrun a single image is predicted by rank 0 alone, and a video is refused (the
         temporal filter takes its frames in order): run a video without torchrun.
         """
-        # Imported when the command runs: `depthda --help` does not wait for torch and OpenCV.
-        import cv2
-
+        # Imported when the command runs: `depthda --help` does not wait for torch. OpenCV's own
+        # log lines are silenced for every command in depthda.cli (unless --verbose).
         from depthda.infer.distributed_predict import ReportedByRankZero
+        from depthda.infer.pointcloud import CloudOptions
         from depthda.infer.predict import predict_path
-
-        # OpenCV's own log lines ("IHDR chunk shall be first") would precede our one-line error.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
         try:
             result = predict_path(
                 input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
                 engine=engine.value, batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
                 depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
-                compile=compile, max_frames=frames, smooth=not no_smooth)
+                compile=compile, max_frames=frames, smooth=not no_smooth,
+                cloud=CloudOptions(format=cloud.value if cloud else None, stride=stride, max_depth=max_depth,
+                                   keep_sky=keep_sky))
         except ReportedByRankZero:
             # Under torchrun rank 0 prints the error and exits 1. Exiting 1 here as well would make
             # torchrun kill rank 0 at once, perhaps before it has cleaned up and said why.

@@ -15,8 +15,11 @@ def synth(
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    profile: str = typer.Option("street", help="street, or obstacles: the same streets plus cars 3-30 m ahead and "
-                                               "beside, far tree lines and hills, JPEG compression."),
+    profile: str = typer.Option("street", help="street; obstacles: the same streets plus cars 3-30 m ahead and "
+                                               "beside, far tree lines and hills, JPEG compression; traffic: "
+                                               "obstacles plus a queue of cars and trucks 0.5-10 m away, "
+                                               "overpasses, walls and a camera 1.2-2.4 m high, pitched ±6°, "
+                                               "rolled ±4°."),
 ) -> None:
     """Render random streets seen from a car, with exact depth, for training on synthetic data."""
     from depthda.synth.writer import synthesize

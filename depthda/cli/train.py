@@ -20,8 +20,6 @@ import typer
 from depthda.errors import DepthdaError
 from depthda.train.config import DepthConfig, StyleConfig, TrainConfig
 
-PRESETS = ("paper", "small")
-
 
 def _size(value: Optional[str]):
     if value is None:
@@ -107,7 +105,8 @@ def register(app: typer.Typer) -> None:
                                              _setting(DepthConfig, "l1_weight", float),
                                              _setting(DepthConfig, "ema_decay", float),
                                              _setting(DepthConfig, "grad_weight", float),
-                                             _setting(DepthConfig, "init_from", Path, show_default=False)])],
+                                             _setting(DepthConfig, "init_from", Path, show_default=False),
+                                             _setting(DepthConfig, "arch", str)])],
              _train_depth)
     _command(app, "train-stage2",
              "Stage 2: learn to restyle real frames as synthetic ones (CycleGAN, unpaired). Works under torchrun.",
@@ -124,12 +123,6 @@ def _config(cls: type[TrainConfig], values: dict) -> tuple[TrainConfig, dict]:
     from depthda.train.config import load_config_file, make_config
 
     file_values = load_config_file(values["config"]) if values["config"] else {}
-    if values["steps"] is not None and values["steps"] <= 0:
-        raise DepthdaError("--steps must be positive")
-    if values["batch_size"] is not None and values["batch_size"] <= 0:
-        raise DepthdaError("--batch-size must be positive")
-    if values["preset"] is not None and values["preset"] not in PRESETS:
-        raise DepthdaError(f"unknown --preset {values['preset']!r}; choose paper or small")
     fields = {f.name for f in dataclasses.fields(cls)}
     overrides = {}
     for name, value in values.items():
@@ -159,15 +152,13 @@ def _train_style(values: dict) -> None:
 
 
 def _train(task_class, cfg: TrainConfig, file_values: dict, values: dict) -> None:
-    import cv2
-
-    from depthda.train.engine import Trainer
+    from depthda.train.engine import Trainer, check_run_paths
 
     if values["out"] is None and "out" not in file_values:
         raise DepthdaError("--out is required")
-    # OpenCV's own log lines ("PNG input buffer is incomplete") would precede our one-line error
-    # about the same file; data loader processes take the level from here (engine._worker_init).
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    check_run_paths(cfg, reads=[values["config"]])
+    # OpenCV's own log lines are silenced in depthda.cli (unless --verbose); data loader processes
+    # take the level from this process (engine._worker_init).
     task = task_class(cfg)
     summary = Trainer(task, cfg, resume=values["resume"], progress=not values["no_progress"]).run()
     _report(cfg, summary, task.final_report())

@@ -75,6 +75,8 @@ class KittiFrame:
         return Path(root) / self.date
 
 
+# A split file larger than this is not a split (about 100 000 frames; Eigen's is 40 kB).
+MAX_SPLIT_BYTES = 5 * 10**6
 _SPLIT_LINE = re.compile(r"^(\S+)\s+(\d+)\s+([lr])$")
 
 
@@ -83,6 +85,9 @@ def read_split(path: str | Path) -> list[KittiFrame]:
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"split file not found: {path}")
+    if path.stat().st_size > MAX_SPLIT_BYTES:
+        raise DepthdaError(f"split file {path} is over {MAX_SPLIT_BYTES // 10**6} MB; a split lists frames, "
+                           "one a line (Eigen's has 697)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -108,8 +113,12 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"calibration file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DepthdaError(f"calibration file is not text (KITTI's calib_cam_to_cam.txt format): {path}") from None
     data = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if not sep:
             continue
@@ -177,6 +186,8 @@ def load_velodyne(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DepthdaError(f"velodyne scan not found: {path}")
+    if path.stat().st_size % 16:  # four float32 a point; fromfile would drop a partial one silently
+        raise DepthdaError(f"velodyne scan is truncated or not float32 x,y,z,r (size not a multiple of 16 bytes): {path}")
     raw = np.fromfile(path, dtype=np.float32)
     if raw.size % 4:
         raise DepthdaError(f"velodyne scan is truncated or not float32 x,y,z,r: {path}")

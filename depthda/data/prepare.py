@@ -58,6 +58,7 @@ from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, PREPARED_MANIFES
                                   detect_layout, list_pairs, read_depth_cm, read_intrinsics, read_synthia_rgb)
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import atomic_dir
+from depthda.utils.outputs import check_outputs, check_overwrite
 
 FORMAT = "depthda-prepared-synthia"
 FORMAT_VERSION = 1
@@ -113,13 +114,18 @@ def _check_args(size, view, workers) -> tuple[tuple[int, int] | None, str | None
 
 
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
-    src_r, out_r = src.resolve(), out.resolve()
-    if out_r == src_r or out_r in src_r.parents:
-        raise DepthdaError(f"--out {out} is the SYNTHIA root or one of its parents; choose a folder of its own")
-    if out.exists() and not out.is_dir():
-        raise DepthdaError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
+    check_outputs(trees=[src], folders=[out])
+    dirs = {d for pair in LAYOUT_DIRS.values() for d in pair}
+    check_overwrite(out, overwrite, "depthda data prepare", PREPARED_MANIFEST, _is_prepared,
+                    lambda rel: str(rel) in (PREPARED_MANIFEST, INTRINSICS_FILE)
+                    or (rel.suffix == ".png" and rel.parent in dirs))
+
+
+def _is_prepared(folder: Path) -> bool:
+    try:
+        return json.loads((folder / PREPARED_MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write_png(path: Path, img: np.ndarray, params: list[int]) -> None:
@@ -204,7 +210,8 @@ def prepare_synthia(src: str | Path, out: str | Path, size: tuple[int, int] | No
         (tmp / depth_dir).mkdir(parents=True)
         jobs = [(rgb, depth, tmp / rgb_dir / rgb.name, tmp / depth_dir / depth.name, size, view)
                 for rgb, depth in pairs]
-        bar = tqdm(total=len(jobs), desc="prepare", unit="frame", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=len(jobs), desc="prepare", unit="frame", disable=None if progress else True,
+                   dynamic_ncols=True)
 
         def done(result: dict) -> None:
             nonlocal total_bytes

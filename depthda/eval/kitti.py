@@ -24,6 +24,10 @@ from depthda.eval.metrics import METRIC_NAMES
 from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
 from depthda.utils.fsio import write_text_atomic
 from depthda.utils.images import read_rgb
+from depthda.utils.outputs import check_outputs, files_under
+
+
+MAX_CAMERA_HEIGHT_M = 100.0  # a camera on a car, a truck or a mast; more is a typo
 
 
 def resolve_split(split: str | None, split_file: str | Path | None) -> list[KittiFrame]:
@@ -145,6 +149,18 @@ def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndar
     return smoothed.__getitem__
 
 
+def plot_files(plots: str | Path | None) -> list[Path]:
+    """The files `plots` (a folder) receives: error by distance and the worst frames."""
+    return [] if plots is None else [Path(plots) / "error_by_distance.png", Path(plots) / "worst_frames.png"]
+
+
+def check_eval_outputs(*, data_root=None, split_file=None, gt_file=None, predictions=None, checkpoint=None,
+                       json_path=None, csv_path=None, plots=None) -> None:
+    """No report may overwrite an input of the evaluation or another report (depthda.utils.outputs)."""
+    check_outputs(reads=[split_file, gt_file, predictions, *files_under(checkpoint)], trees=[data_root],
+                  files=[json_path, csv_path, *plot_files(plots)])
+
+
 def write_reports(result: EvalResult, json_path: str | Path | None = None,
                   csv_path: str | Path | None = None) -> None:
     if json_path is not None:
@@ -180,6 +196,8 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     """
     if sum(x is not None for x in (predictions, checkpoint, baseline)) != 1:
         raise DepthdaError("give exactly one of --predictions FILE, --checkpoint DIR or --baseline NAME")
+    check_eval_outputs(data_root=data_root, split_file=split_file, gt_file=gt_file, predictions=predictions,
+                       checkpoint=checkpoint, plots=plots)
     frames = resolve_split(split, split_file)
     runs = None
     if smooth:
@@ -200,12 +218,12 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     else:
         get_pred = model_predictions(checkpoint, get_image, device, use_style, engine, focal_px, smooth_runs=runs,
                                      focals=calibrated_focals(frames, data_root) if focal_px is None else None)
-    bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False)) if progress else None
+    bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False, disable=None)) if progress else None
     names = [str(f) for f in frames]
     regions = roads = None
     if breakdown:
-        if not camera_height_m > 0:
-            raise DepthdaError(f"--camera-height must be positive, got {camera_height_m}")
+        if not 0 < camera_height_m <= MAX_CAMERA_HEIGHT_M:
+            raise DepthdaError(f"--camera-height must be above 0 and at most {MAX_CAMERA_HEIGHT_M:g} m, got {camera_height_m}")
         roads = flat_roads(frames, data_root, camera_height_m)
         regions = lambda i, gt: region_masks(gt, roads[i])  # noqa: E731
     result = evaluate(names, get_gt, get_pred, protocol, progress=bar, keep_pixels=plots is not None,
@@ -215,7 +233,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     if plots is not None:
         from depthda.eval.plots import plot_error_by_distance, plot_worst_frames
 
-        plots = Path(plots)
-        plot_error_by_distance(result, plots / "error_by_distance.png")
-        plot_worst_frames(result, get_image, get_gt, get_pred, plots / "worst_frames.png")
+        by_distance, worst = plot_files(plots)
+        plot_error_by_distance(result, by_distance)
+        plot_worst_frames(result, get_image, get_gt, get_pred, worst)
     return result

@@ -14,6 +14,8 @@ Two published conventions by name (PROTOCOLS), as monodepth2's evaluation applie
 
 from __future__ import annotations
 
+import math
+
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -49,8 +51,9 @@ class EvalProtocol:
             raise DepthdaError(f"unknown crop {self.crop!r} (use {', '.join(CROPS)})")
         if self.scaling not in SCALINGS:
             raise DepthdaError(f"unknown scaling {self.scaling!r} (use {', '.join(SCALINGS)})")
-        if not 0 <= self.min_depth < self.max_depth:
-            raise DepthdaError(f"need 0 <= min-depth < max-depth, got {self.min_depth} and {self.max_depth}")
+        # Predictions are clamped to min-depth and the metrics take logs: it must be above 0.
+        if not (math.isfinite(self.max_depth) and 0 < self.min_depth < self.max_depth):
+            raise DepthdaError(f"need 0 < min-depth < max-depth, both finite, got {self.min_depth} and {self.max_depth}")
 
     def describe(self) -> str:
         gt = "ground truth inside the range" if self.gt_in_range_only else "all ground truth > 0"
@@ -200,8 +203,8 @@ class EvalResult:
 
 
 def check_predictions(preds: np.ndarray, count: int) -> None:
-    if preds.ndim != 3:
-        raise DepthdaError(f"predictions must be an N×H×W array, got shape {preds.shape}")
+    if preds.ndim != 3 or 0 in preds.shape[1:]:
+        raise DepthdaError(f"predictions must be an N×H×W array with H, W > 0, got shape {preds.shape}")
     if len(preds) != count:
         raise DepthdaError(f"predictions hold {len(preds)} frames but the split has {count}")
     if not np.issubdtype(preds.dtype, np.floating):

@@ -33,9 +33,14 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.ascontiguousarray(cmap.resampled(256)(np.arange(256), bytes=True)[:, :3])
 
 
+# Depths a colour scale can span, in metres: a millimetre to a thousand kilometres.
+RANGE_LIMITS_M = (1e-3, 1e6)
+
+
 def check_range(near: float, far: float) -> tuple[float, float]:
-    if not (math.isfinite(near) and math.isfinite(far) and 0 < near < far):
-        raise DepthdaError(f"depth range must satisfy 0 < MIN < MAX, got {near} {far}")
+    lo, hi = RANGE_LIMITS_M
+    if not (math.isfinite(near) and math.isfinite(far) and lo <= near < far <= hi):
+        raise DepthdaError(f"depth range must satisfy {lo:g} <= MIN < MAX <= {hi:g} metres, got {near} {far}")
     return float(near), float(far)
 
 

@@ -95,6 +95,8 @@ def predict_distributed(inp: Path, out: Path, o: PredictOptions) -> PredictResul
     info = torchrun_info()
     if not inp.is_dir():
         return _nothing_to_split(inp, out, o, info)
+    if o.cloud is not None and o.cloud.format:
+        _checked_alike(info, _refuse_cloud_folder)
     device = _checked_alike(info, lambda: _rank_device(o, info))
     with _process_group(device) as group:
         return _predict_folder(inp, out, dataclasses.replace(o, device=str(device)), info, group)
@@ -109,6 +111,10 @@ def _nothing_to_split(inp: Path, out: Path, o: PredictOptions, info: DistInfo) -
     if is_video_file(inp):
         raise ReportedByRankZero(f"{inp} is a video, which is not split across processes")
     return PredictResult("image", out, 0, rank=info.rank)
+
+
+def _refuse_cloud_folder() -> None:
+    raise DepthdaError("a folder's point clouds are written by one process: run it without torchrun")
 
 
 def _checked_alike(info: DistInfo, check: Callable):

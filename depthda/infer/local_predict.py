@@ -12,6 +12,8 @@ Lossless depth (`depth_format`): "png16" = uint16 PNG, metres × 256 rounded, cl
 (KITTI's convention), or "npy" = float32 metres, at the input's resolution, beside the output:
 `<out stem>_depth.png|npy` for an image, `<OUTPUT>_depth/<relative path>` for a folder and
 `<out stem>_depth/000000.png|npy ...` (one per frame) for a video.
+Point clouds (depthda.infer.pointcloud) instead of colour: an image's OUTPUT ending in .ply or
+.glb, or a folder's with `cloud=CloudOptions(format="ply"|"glb")` (OUTPUT/<relative path>.ply|glb).
 
 Colours: one fixed log-scale range for every image and frame (no per-frame normalisation), by
 default the depth model's own output range (DepthParam min..max, 0.5–80 m for the shipped
@@ -28,6 +30,8 @@ result is the same files, byte for byte: see depthda.infer.distributed_predict.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +44,8 @@ from tqdm import tqdm
 from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
-from depthda.infer.pipeline import DepthPipeline
+from depthda.infer.pipeline import DepthPipeline, check_focal
+from depthda.infer.pointcloud import CLOUD_SUFFIXES, CloudOptions, principal_from_calib, write_cloud
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
@@ -48,6 +53,7 @@ from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
 from depthda.utils.images import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image_file, is_video_file, list_images, read_rgb,
                                   write_rgb)
+from depthda.utils.outputs import check_outputs, check_replaceable
 
 DEPTH_FORMATS = ("png16", "npy")
 
@@ -84,7 +90,10 @@ def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
         if not cv2.imwrite(str(path), depth_png16(depth_m)):
             raise DepthdaError(f"could not write {path}")
     else:
-        np.save(path, np.asarray(depth_m, np.float32))
+        # Through Python's own write: np.save to a file path reports a full disk without an errno.
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(depth_m, np.float32))
+        path.write_bytes(buffer.getvalue())
 
 
 def depth_suffix(fmt: str) -> str:
@@ -113,6 +122,13 @@ def input_kind(path: Path) -> str:
                        f"a folder of images or a video ({', '.join(VIDEO_SUFFIXES)})")
 
 
+def cloud_suffix(kind: str, out: Path, cloud: CloudOptions | None) -> str | None:
+    """".ply" or ".glb" when a run writes point clouds instead of colour images, else None."""
+    if kind == "image" and out.suffix.lower() in CLOUD_SUFFIXES:
+        return out.suffix.lower()
+    return "." + cloud.format if cloud is not None and cloud.format else None
+
+
 def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -> tuple[list[Path], list[Path]]:
     """(files, folders) a run will replace: the main output and the lossless-depth side output."""
     ext = depth_suffix(depth_format) if depth_format else None
@@ -126,24 +142,12 @@ def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -
 
 def _check_no_alias(kind: str, inp: Path, out: Path, depth_format: str | None) -> None:
     """No output may be the input, hold it (a replaced folder would delete it) or, for a folder
-    input, lie inside it. Real paths, so links and `..` cannot hide a collision."""
-    src = inp.resolve()
+    input, lie inside it (depthda.utils.outputs); a replaced folder holds only depthda's files."""
     files, folders = planned_outputs(kind, inp, out, depth_format)
-    for target in files + folders:
-        dst = target.resolve()
-        if dst == src:
-            raise DepthdaError(f"output {target} would overwrite the input {inp}")
-        if target in folders and src.is_relative_to(dst):
-            raise DepthdaError(f"output folder {target} would replace the folder that holds the input {inp}")
-        if kind == "folder" and dst.is_relative_to(src):
-            raise DepthdaError(f"output {target} must not be inside the input folder {inp}")
+    check_outputs(reads=[inp] if kind != "folder" else [], trees=[inp] if kind == "folder" else [],
+                  files=files, folders=folders)
     for folder in folders:
-        if folder.is_dir():
-            foreign = next((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in (".png", ".npy")),
-                           None)
-            if foreign is not None:
-                raise DepthdaError(f"output folder {folder} holds files depthda did not write (e.g. {foreign}); "
-                                   "it would be replaced whole: give a new or empty folder")
+        check_replaceable(folder, lambda rel: rel.suffix.lower() in (".png", ".npy", *CLOUD_SUFFIXES), "depthda")
 
 
 def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = None) -> None:
@@ -153,8 +157,8 @@ def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = No
     if kind == "folder":
         if out.exists() and not out.is_dir():
             raise DepthdaError(f"output for a folder must be a folder, but {out} is a file")
-    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES)} "
+    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES + CLOUD_SUFFIXES:
+        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES + CLOUD_SUFFIXES)} "
                            f"(or have no suffix to name a folder): {out}")
 
 
@@ -187,6 +191,7 @@ class PredictOptions:
     max_frames: int | None = None
     progress: bool = True
     smooth: bool = True
+    cloud: CloudOptions | None = None
 
 
 @dataclass
@@ -209,10 +214,16 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
     if o.focal_px is not None and o.calib is not None:
         raise DepthdaError("give --focal or --calib, not both")
     focal_px = focal_from_calib(o.calib) if o.calib is not None else o.focal_px
-    if o.batch_size is not None and o.batch_size < 1:
-        raise DepthdaError("--batch-size must be at least 1")
+    if focal_px is not None:
+        check_focal(focal_px)
+    if o.batch_size is not None and not 1 <= o.batch_size <= MAX_BATCH:
+        raise DepthdaError(f"--batch-size must be from 1 to {MAX_BATCH}, got {o.batch_size}")
     if o.max_frames is not None and o.max_frames < 1:
         raise DepthdaError("--frames must be at least 1")
+    if cloud_suffix(kind, out, o.cloud) and (kind == "video" or o.side_by_side):
+        raise DepthdaError("point clouds are made from images and folders of images, without --side-by-side")
+    if kind == "image" and o.cloud is not None and o.cloud.format and cloud_suffix(kind, out, None) is None:
+        raise DepthdaError(f"--cloud {o.cloud.format} for one image: name the output .{o.cloud.format}")
     colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
     if o.depth_range is not None:
         check_range(*o.depth_range)
@@ -222,8 +233,29 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
         if not images:
             raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
                                f"{', '.join(IMAGE_SUFFIXES)})")
+        _check_distinct_names(inp, out, images)
         request.images, request.skipped = images, len(skipped)
     return request
+
+
+def _check_distinct_names(inp: Path, out: Path, images: list[Path]) -> None:
+    # Outputs are named after the input without its suffix: a.jpg and a.png would share a.png.
+    seen: dict[Path, Path] = {}
+    for image in images:
+        name = folder_output_names(inp, image, None)[0]
+        if name in seen:
+            raise DepthdaError(f"{seen[name]} and {image} would both be written to {out / name}; "
+                               "rename one of them")
+        seen[name] = image
+
+
+def _check_staged(roots: list[Path], count: int) -> None:
+    # A staging folder removed mid-run is re-created by the writers with only the later files.
+    for root in roots:
+        found = sum(1 for p in root.rglob("*") if p.is_file())
+        if found != count:
+            raise DepthdaError(f"the staging folder {root} holds {found} of the {count} files written: it was "
+                               "changed during the run; nothing was replaced")
 
 
 def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
@@ -250,6 +282,7 @@ def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
 
 
 GPU_BATCH = 8  # frames per network call on CUDA unless --batch-size says otherwise
+MAX_BATCH = 1024  # frames per call: more only multiplies the memory held
 
 
 @contextlib.contextmanager
@@ -275,8 +308,11 @@ def open_runner(o: PredictOptions, focal_px: float | None):
         else:
             run = pipeline.run_prepared
             batch_size = o.batch_size or GPU_BATCH
+        cloud = o.cloud or CloudOptions()
+        if o.calib is not None:
+            cloud = dataclasses.replace(cloud, principal=principal_from_calib(o.calib))
         yield dict(pipeline=pipeline, run=run, colorizer=colorizer, batch_size=batch_size, sbs=o.side_by_side,
-                   depth_format=o.depth_format, focal_px=focal_px, progress=o.progress)
+                   depth_format=o.depth_format, focal_px=focal_px, progress=o.progress, cloud=cloud)
 
 
 def _image_batches(images: list[Path], pipeline, batch_size: int):
@@ -305,6 +341,7 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, d
         if folder:
             roots = [stack.enter_context(atomic_dir(target)) for target in folders]
             busy = predict_into_folders(inp, images, roots, depth_format=depth_format, **opts)
+            _check_staged(roots, len(images))
         else:
             targets = [stack.enter_context(atomic_path(target)) for target in files]
             busy = _write_images(images, {images[0]: targets}, depth_format=depth_format, **opts)
@@ -313,27 +350,27 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, d
                          depth_output=written[1] if depth_format else None, stage_seconds=busy)
 
 
-def folder_output_names(inp: Path, image: Path, depth_format: str | None) -> list[Path]:
+def folder_output_names(inp: Path, image: Path, depth_format: str | None, cloud_format: str | None = None) -> list[Path]:
     """Where a folder run writes `image`, relative to each of planned_outputs("folder", ...)'s
-    folders: the colour PNG in OUTPUT, and the lossless depth in OUTPUT_depth."""
-    colour = image.relative_to(inp).with_suffix(".png")
+    folders: the colour PNG (or point cloud) in OUTPUT, and the lossless depth in OUTPUT_depth."""
+    colour = image.relative_to(inp).with_suffix("." + cloud_format if cloud_format else ".png")
     return [colour] + ([colour.with_suffix(depth_suffix(depth_format))] if depth_format else [])
 
 
 def predict_into_folders(inp: Path, images: list[Path], roots: list[Path], *, depth_format: str | None,
-                         **opts) -> dict[str, float]:
+                         cloud: CloudOptions, **opts) -> dict[str, float]:
     """A folder run's files for `images` (under `inp`), written under `roots` (folders the caller
     stages, in planned_outputs' order) at folder_output_names; returns the seconds each stage was busy."""
-    targets = {p: [root / name for root, name in zip(roots, folder_output_names(inp, p, depth_format))]
+    targets = {p: [root / name for root, name in zip(roots, folder_output_names(inp, p, depth_format, cloud.format))]
                for p in images}
-    return _write_images(images, targets, depth_format=depth_format, **opts)
+    return _write_images(images, targets, depth_format=depth_format, cloud=cloud, **opts)
 
 
 def _write_images(images: list[Path], targets: dict[Path, list[Path]], *, pipeline, run, colorizer,
                   batch_size: int, sbs: bool, depth_format: str | None, focal_px: float | None,
-                  progress: bool) -> dict[str, float]:
+                  progress: bool, cloud: CloudOptions) -> dict[str, float]:
     """Colour (and, with `depth_format`, lossless depth) of each image, written to its targets:
-    [colour file] or [colour file, depth file]."""
+    [colour file] or [colour file, depth file]; a colour file named .ply or .glb gets the point cloud."""
     bar = _progress(len(images), "predict", progress)
 
     def model(item):
@@ -345,8 +382,11 @@ def _write_images(images: list[Path], targets: dict[Path, list[Path]], *, pipeli
         paths, frames, working = item
         h, w = frames[0].shape[:2]
         for path, rgb, depth in zip(paths, frames, pipeline.finish(working, h, w, focal_px)):
-            colour = colorizer(depth)
-            write_rgb(targets[path][0], side_by_side(rgb, colour) if sbs else colour)
+            if targets[path][0].suffix.lower() in CLOUD_SUFFIXES:
+                write_cloud(targets[path][0], pipeline.cloud_of(rgb, depth, focal_px, cloud))
+            else:
+                colour = colorizer(depth)
+                write_rgb(targets[path][0], side_by_side(rgb, colour) if sbs else colour)
             if depth_format:
                 write_depth(targets[path][1], depth, depth_format)
             bar.update(1)
@@ -425,14 +465,16 @@ def run_video(reader: VideoReader, write_frame: Callable[[np.ndarray], None], *,
 
 def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, batch_size: int, sbs: bool,
                    depth_format: str | None, focal_px: float | None, progress: bool,
-                   temporal: TemporalFilter | None) -> PredictResult:
+                   temporal: TemporalFilter | None, cloud: CloudOptions) -> PredictResult:
     info = reader.info
     total = min(info.frame_count, reader.max_frames or info.frame_count) or None
     depth_dir = out.with_name(out.stem + "_depth") if depth_format else None
     bar = _progress(total, "predict", progress)
     with contextlib.ExitStack() as stack:
-        tmp_video = stack.enter_context(atomic_path(out))
+        # The side folder is entered first so it is swapped last, after the video's own rename
+        # (the step more likely to fail) has succeeded.
         tmp_depth = stack.enter_context(atomic_dir(depth_dir)) if depth_dir else None
+        tmp_video = stack.enter_context(atomic_path(out))
         # Entered last, left first: on any failure the encoder is stopped before its file is deleted.
         with signals_deferred():  # no Ctrl-C between starting the encoder and registering its stop
             writer = stack.enter_context(VideoWriter(tmp_video, info.width * (2 if sbs else 1), info.height,
@@ -453,4 +495,6 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
         writer.close()  # finished and checked before the output replaces anything
         if writer.frames_written != reader.frames_read:
             raise DepthdaError(f"wrote {writer.frames_written} frames but read {reader.frames_read}")
+        if tmp_depth is not None:
+            _check_staged([tmp_depth], writer.frames_written)
     return PredictResult("video", out, writer.frames_written, depth_output=depth_dir, stage_seconds=busy)

@@ -64,6 +64,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.infer.engine import OrtNetworks, resolve_engine
+from depthda.infer.pointcloud import CloudOptions, Intrinsics, PointCloud, depth_to_cloud
 from depthda.infer.temporal import TemporalFilter
 from depthda.data.augment import resize_to
 from depthda.models.batch_norm import per_image_batch_norm
@@ -104,6 +105,19 @@ def resize_matrix(size_in: int, size_out: int, interpolation: int) -> torch.Tens
     """
     eye = np.eye(size_in, dtype=np.float64)
     return torch.from_numpy(cv2.resize(eye, (size_in, size_out), interpolation=interpolation).astype(np.float32))
+
+
+# Focal lengths a camera can have, in pixels: below one pixel or above a million (a 0.1° field of
+# view over 2000 px is 1.1e6) is a typo, and would scale depth to zero or past float range.
+FOCAL_PX_RANGE = (1.0, 1e6)
+
+
+def check_focal(focal_px: float) -> float:
+    lo, hi = FOCAL_PX_RANGE
+    if not (math.isfinite(focal_px) and lo <= focal_px <= hi):
+        raise DepthdaError(f"focal length must be a positive, finite number of pixels from {lo:g} to {hi:g}, "
+                           f"got {focal_px}")
+    return float(focal_px)
 
 
 class DepthPipeline(nn.Module):
@@ -206,12 +220,41 @@ class DepthPipeline(nn.Module):
         """Depth factor for an input camera of focal `focal_px` (pixels at `width`); 1 without one."""
         if focal_px is None:
             return 1.0
-        if not (math.isfinite(focal_px) and focal_px > 0):
-            raise DepthdaError(f"focal length must be a positive, finite number of pixels, got {focal_px}")
+        check_focal(focal_px)
         if self.train_focal_px is None:
             raise DepthdaError("this depth model's config.json has no focal_px, so it cannot be rescaled "
                                "to another camera's focal length; drop --focal/--calib")
         return (focal_px * self.net_width / width) / self.train_focal_px
+
+    def intrinsics(self, height: int, width: int, focal_px: float | None = None,
+                   principal: tuple[float, float] | None = None) -> Intrinsics:
+        """The input camera's intrinsics: `focal_px` (pixels at `width`) or, without it, the training
+        camera's field of view (focal_px of the config at the network's width, scaled to `width`);
+        principal point `principal` (cx, cy) or the image centre."""
+        if focal_px is None:
+            if self.train_focal_px is None:
+                raise DepthdaError("this depth model's config.json has no focal_px (training field of view): "
+                                   "give the camera's focal length (--focal or --calib)")
+            focal_px = self.train_focal_px * width / self.net_width
+        self.focal_scale(focal_px, width)  # the same checks of a given focal length
+        k = Intrinsics.centred(focal_px, height, width)
+        return k if principal is None else Intrinsics(k.fx, k.fy, *principal)
+
+    def cloud_of(self, rgb: np.ndarray, depth: np.ndarray, focal_px: float | None = None,
+                 options: CloudOptions = CloudOptions()) -> PointCloud:
+        """Coloured points of a depth map this pipeline predicted for `rgb` with `focal_px`
+        (depthda.infer.pointcloud); its far limit, rescaled as the depth was, marks the sky."""
+        h, w = depth.shape
+        k = self.intrinsics(h, w, focal_px, options.principal)
+        far = self.depth_param.max_depth * self.focal_scale(focal_px, w)
+        return depth_to_cloud(depth, rgb, k, options, sky_depth=far)
+
+    def point_cloud(self, frame: np.ndarray, focal_px: float | None = None,
+                    options: CloudOptions = CloudOptions()) -> PointCloud:
+        """An RGB frame → its coloured points in metres (OpenCV camera frame); write them with
+        depthda.infer.pointcloud.write_cloud(path.ply or path.glb, cloud)."""
+        rgb = self.as_rgb_list([frame])[0]
+        return self.cloud_of(rgb, self(rgb, focal_px=focal_px), focal_px, options)
 
     # ------------------------------------------------------------------ the graph (tensors)
     def _resize_input(self, x: torch.Tensor, hn: int, wn: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from pathlib import Path
 from depthda.infer.colorize import DEFAULT_CMAP
 from depthda.infer.distributed_predict import launched_by_torchrun, predict_distributed
 from depthda.infer.local_predict import PredictOptions, PredictResult, predict_local
+from depthda.infer.pointcloud import CloudOptions
 
 
 def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
@@ -19,10 +20,11 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
             depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
             depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
             compile: bool = False, max_frames: int | None = None, progress: bool = True,
-            smooth: bool = True, distributed: bool = True) -> PredictResult:
+            smooth: bool = True, cloud: CloudOptions | None = None, distributed: bool = True) -> PredictResult:
     """Predict depth for an image, a folder of images or a video; see the module docstring.
 
     `engine`: what runs the networks (auto, torch or onnxruntime; depthda.infer.engine).
+    `cloud`: how point clouds are made, and for a folder which kind to write (local_predict's docstring).
     `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
     False gives every frame's own depth, as for images.
     `distributed`: in a process launched by torchrun (WORLD_SIZE > 1), split a folder across the
@@ -31,7 +33,7 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
     options = PredictOptions(pipeline=pipeline, checkpoint=checkpoint, style=style, depth=depth, use_style=use_style,
                              device=device, engine=engine, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
                              side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
-                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth)
+                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth, cloud=cloud)
     if distributed and launched_by_torchrun():
         return predict_distributed(Path(input), Path(output), options)
     return predict_local(Path(input), Path(output), options)

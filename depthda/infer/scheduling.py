@@ -137,7 +137,7 @@ def run_overlapped(source: Iterable, model: Callable, workers: Sequence[tuple[st
             t.join()
     if run.error is not None:
         stage, exc = run.error
-        if isinstance(exc, (KeyboardInterrupt, DepthdaError)):
+        if isinstance(exc, (KeyboardInterrupt, DepthdaError, OSError)):  # OSError: the CLI names a full disk
             raise exc
         raise DepthdaError(f"{stage} failed: {type(exc).__name__}: {exc}") from exc
     return run.busy

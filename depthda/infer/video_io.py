@@ -169,8 +169,9 @@ class VideoWriter:
 
     def _encoder_error(self) -> str:
         self._log.seek(0)
-        message = _last_line(self._log.read().decode("utf-8", "replace"))
-        if "No space left" in message:
+        log = self._log.read().decode("utf-8", "replace")
+        message = _last_line(log)
+        if "No space left" in log:  # ffmpeg's last line is then often only "Conversion failed!"
             return f"no space left on device while writing {self.path}"
         return f"video encoder failed for {self.path}: {message}"
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from torch import nn
 
+from depthda.models.effnet_unet import EFFNET_UNET_PRESETS, EffNetUNet
 from depthda.models.patchgan import PATCHGAN_PRESETS, PatchGAN
 from depthda.models.resnet_generator import RESNET_PRESETS, ResnetGenerator
 from depthda.models.unet import UNET_PRESETS, UNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": UNet,
+    "effnet_unet": EffNetUNet,
     "resnet_generator": ResnetGenerator,
     "patchgan": PatchGAN,
 }
 
 PRESETS: dict[str, dict[str, dict]] = {
     "unet": UNET_PRESETS,
+    "effnet_unet": EFFNET_UNET_PRESETS,
     "resnet_generator": RESNET_PRESETS,
     "patchgan": PATCHGAN_PRESETS,
 }

@@ -42,14 +42,14 @@ def resize_policy(depth_config: dict) -> str:
 
 def depth_model_config(preset: str = "small", size: tuple[int, int] = (128, 416),
                        depth_param: DepthParam | None = None, focal_px: float | None = None,
-                       resize: str | None = None, **extra) -> dict:
+                       resize: str | None = None, arch: str = "unet", **extra) -> dict:
     """`focal_px`: horizontal focal length, in pixels at the training width, of the training camera;
-    `resize`: the inference resize policy (None: the preset's, PRESET_RESIZE)."""
+    `resize`: the inference resize policy (None: the preset's, PRESET_RESIZE); `arch`: the network."""
     depth_param = depth_param or DepthParam()
     resize = resize or PRESET_RESIZE.get(preset, LEGACY_RESIZE)
     if resize not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {resize!r}; choose from {', '.join(RESIZE_POLICIES)}")
-    return _model_config("depth", "unet", preset, size, depth_param=depth_param.to_dict(),
+    return _model_config("depth", arch, preset, size, depth_param=depth_param.to_dict(),
                          focal_px=None if focal_px is None else float(focal_px), resize=resize, **extra)
 
 

@@ -27,12 +27,16 @@ CHANNELS = (int, 1, 16)
 ARG_BOUNDS: dict[str, dict[str, tuple]] = {
     "unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024), "levels": (int, 2, 10),
              "max_mult": (int, 1, 64), "upsample": ("transpose", "bilinear"), "dropout": (bool,)},
+    "effnet_unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "decoder": (int, 1, 256)},
     "resnet_generator": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024),
                          "n_blocks": (int, 0, 64)},
     "patchgan": {"in_channels": CHANNELS, "base": (int, 1, 1024), "n_layers": (int, 1, 8),
                  "norm": ("instance", "batch", "none")},
 }
-MAX_SIDE = 16384  # pixels: a training resolution beyond this is a typo, not a plan
+MAX_SIDE = 4096  # pixels: a training resolution beyond this is a typo, not a plan (16384 grew past 10 GB)
+# Weights are stored as floats (batch norm's step counter as int64); other integer or boolean
+# tensors are not a trained network's.
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 def _fail(source: str, message: str) -> DepthdaError:
@@ -58,6 +62,8 @@ def stride(config: dict) -> int:
         return 2 ** args.get("levels", 8)
     if arch == "resnet_generator":
         return 4
+    if arch == "effnet_unet":
+        return 32
     return 1
 
 
@@ -82,6 +88,13 @@ def check_config(config, source: str) -> dict:
             raise _fail(source, f"size must be [height, width] in pixels, 1 to {MAX_SIDE}, got {size!r}")
         if any(s % stride(config) for s in size):
             raise _fail(source, f"size {size[0]}x{size[1]} is not a multiple of this {arch}'s stride {stride(config)}")
+    for key in ("input_range", "output_range"):
+        if key in config:
+            pair = config[key]
+            if (not isinstance(pair, list) or len(pair) != 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+                    or not pair[0] < pair[1]):
+                raise _fail(source, f"{key} must be [low, high], two finite numbers with low < high, got {pair!r}")
     if config.get("focal_px") is not None:
         focal = config["focal_px"]
         if isinstance(focal, bool) or not isinstance(focal, (int, float)) or not (math.isfinite(focal) and focal > 0):
@@ -107,8 +120,13 @@ def check_weights_header(weights: Path, expected: dict[str, tuple[int, ...]]) ->
     try:
         with safe_open(str(weights), framework="pt") as handle:
             found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+            dtypes = {k: handle.get_slice(k).get_dtype() for k in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise DepthdaError(f"corrupt weights file {weights}: {exc}") from None
+    odd = next((k for k, d in dtypes.items() if d not in FLOAT_DTYPES
+                and not (k.endswith("num_batches_tracked") and d == "I64")), None)
+    if odd is not None:
+        raise DepthdaError(f"weights in {weights} must be floating point, but {odd} is {dtypes[odd]}")
     problem = shape_mismatch(expected, found)
     if problem:
         raise DepthdaError(f"weights in {weights} do not fit the architecture in its config.json: {problem}")

@@ -42,6 +42,8 @@ def read_config(folder: str | Path) -> dict:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DepthdaError(f"corrupt model config {path}: {exc}") from None
+    except RecursionError:
+        raise DepthdaError(f"corrupt model config {path}: nested too deeply") from None
     if not isinstance(config, dict) or "arch" not in config:
         raise DepthdaError(f"model config {path} has no 'arch' entry")
     return config

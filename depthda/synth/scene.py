@@ -159,7 +159,7 @@ class _Builder:
 # ---------------------------------------------------------------------------------------------
 
 
-PROFILES = ("street", "obstacles")
+PROFILES = ("street", "obstacles", "traffic")
 
 
 def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True, profile: str = "street") -> Scene:
@@ -168,7 +168,10 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True, p
     profile "obstacles" adds, on top of the same street (its own random stream, so the street is
     the "street" profile's scene unchanged), what depth networks trained on plain streets get wrong
     on real footage: cars 3–30 m ahead in the ego lane and the lanes beside it, in any colour; tree
-    lines and hills on the horizon at their true far distance; JPEG compression.
+    lines and hills on the horizon at their true far distance; JPEG compression. Profile "traffic"
+    adds to "obstacles" a queue where near things fill the view (cars 2-10 m ahead in every lane,
+    large pale trucks and tankers, overpasses, walls) and a camera pose that breaks the tie between
+    image row and depth (height 1.2-2.4 m, pitch ±6°, roll ±4°).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown scene profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -267,11 +270,76 @@ def random_scene(seed: int, camera: Camera | None = None, jitter: bool = True, p
     scene = Scene(camera=cam, prims=b.prims, ground=ground, light=light, post=post,
                   texture_offset=(float(rng.uniform(0, 512)), float(rng.uniform(0, 512))),
                   noise_seed=int(rng.integers(0, 2**31 - 1)))
-    if profile == "obstacles":
+    if profile in ("obstacles", "traffic"):
         extra = np.random.default_rng(np.random.SeedSequence([11, abs(int(seed)), int(seed < 0)]))
         _obstacles(_Builder(extra, b.prims), extra, lanes, lane_w, drive_sign, ego_lane, road_half, parking)
         scene.post = replace(post, jpeg_quality=int(extra.integers(30, 95)) if extra.random() < 0.5 else 0)
+    if profile == "traffic":
+        queue = np.random.default_rng(np.random.SeedSequence([13, abs(int(seed)), int(seed < 0)]))
+        _traffic(_Builder(queue, b.prims), queue, lanes, lane_w, drive_sign, ego_lane, road_half)
+        scene.camera = replace(scene.camera, height_m=float(queue.uniform(*TRAFFIC_HEIGHT_M)),
+                               pitch_deg=float(queue.uniform(-TRAFFIC_PITCH_DEG, TRAFFIC_PITCH_DEG)),
+                               roll_deg=float(queue.uniform(-TRAFFIC_ROLL_DEG, TRAFFIC_ROLL_DEG)))
     return scene
+
+
+# Camera poses of the "traffic" profile: from low cars to vans and trucks, on slopes and bumps.
+TRAFFIC_HEIGHT_M = (1.2, 2.4)
+TRAFFIC_PITCH_DEG = 6.0
+TRAFFIC_ROLL_DEG = 4.0
+PALE = [(245, 245, 242), (225, 228, 230), (200, 202, 205), (235, 230, 215), (250, 250, 250)]
+
+
+def _traffic(b: "_Builder", rng, lanes, lane_w, drive_sign, ego_lane, road_half):
+    """A stop-and-go queue (profile "traffic"): near vehicles fill the view, trucks tower over the
+    camera, and overpasses and walls stand across or beside the road."""
+    lane_xs = [drive_sign * lane_w * (k + 0.5) for k in range(lanes)]
+    queue_xs = lane_xs + [-x for x in lane_xs]  # stopped traffic in every lane, oncoming included
+    for i, x in enumerate(queue_xs):
+        first = 3.0 if lane_xs[ego_lane] == x else 0.5
+        z = float(rng.uniform(first, 10.0))
+        heading = 1 if i < len(lane_xs) else -1
+        while z < 60.0:
+            x_jit = x + rng.normal(0, 0.25)
+            if rng.random() < 0.35:
+                length = _truck(b, rng, x_jit, z, heading)
+            else:
+                _car(b, rng, x_jit, z + 2.4, heading=heading)
+                length = 4.8
+            z += length + float(rng.uniform(1.0, 6.0))
+    if rng.random() < 0.4:  # an overpass across the road, on pillars beside it
+        z0, depth = float(rng.uniform(8, 60)), float(rng.uniform(8, 16))
+        y0 = float(rng.uniform(4.5, 7.0))
+        grey = b.jitter((rng.uniform(120, 200),) * 3, 0.08)
+        b.add(Kind.BOX, (-80.0, y0, z0), (80.0, y0 + rng.uniform(1.0, 2.0), z0 + depth), Mat.CONCRETE, grey)
+        for side in (-1.0, 1.0):
+            x = side * (road_half + rng.uniform(0.8, 3.0))
+            b.add(Kind.BOX, (x - 0.6, 0.0, z0 + 1), (x + 0.6, y0, z0 + depth - 1), Mat.CONCRETE, grey)
+    if rng.random() < 0.3:  # a wall or fence right beside the road
+        side = float(rng.choice([-1.0, 1.0]))
+        x = side * (road_half + rng.uniform(0.3, 1.5))
+        z0 = float(rng.uniform(-5, 15))
+        b.add(Kind.BOX, (x - 0.2, 0.0, z0), (x + 0.2, rng.uniform(1.5, 5.0), z0 + rng.uniform(15, 80)),
+              Mat.CONCRETE, b.jitter((rng.uniform(90, 210),) * 3, 0.1))
+
+
+def _truck(b: "_Builder", rng, x, z, heading) -> float:
+    """A truck from its rear at z: a box trailer or a tanker (a cylinder along the road), often pale
+    and sunlit; returns its length."""
+    length, width = float(rng.uniform(7.0, 14.0)), float(rng.uniform(2.35, 2.55))
+    clearance, height = float(rng.uniform(0.8, 1.2)), float(rng.uniform(2.6, 3.6))
+    paint = b.jitter(PALE[rng.integers(len(PALE))] if rng.random() < 0.6 else CAR_COLOURS[rng.integers(len(CAR_COLOURS))], 0.05)
+    x0, x1, z0, z1 = x - width / 2, x + width / 2, z, z + length
+    if rng.random() < 0.5:  # tanker: the tank on a chassis
+        b.add(Kind.BOX, (x0 + 0.3, clearance - 0.3, z0), (x1 - 0.3, clearance, z1), Mat.METAL, _lin((40, 40, 42)))
+        b.add(Kind.CYLINDER, (x0, clearance, z0), (x1, clearance + height, z1), Mat.CAR_BODY, paint,
+              axis=2, params=(1.0, heading))
+    else:
+        b.add(Kind.BOX, (x0, clearance, z0), (x1, clearance + height, z1), Mat.CAR_BODY, paint, params=(1.0, heading))
+    r = float(rng.uniform(0.45, 0.55))
+    for wz in (z0 + 1.0, z0 + 2.2, z1 - 1.5):
+        b.add(Kind.CYLINDER, (x0 + 0.05, 0.0, wz - r), (x1 - 0.05, 2 * r, wz + r), Mat.TIRE, _lin((25, 25, 25)), axis=0)
+    return length
 
 
 def _obstacles(b: "_Builder", rng, lanes, lane_w, drive_sign, ego_lane, road_half, parking):

@@ -15,17 +15,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from depthda.data.synthia import write_synthia_sample
+from depthda.data.synthia import INTRINSICS_FILE, RAND_DEPTH_DIR, RAND_RGB_DIR, write_synthia_sample
 from depthda.errors import DepthdaError
 from depthda.synth.camera import ANGLE_JITTER_DEG, HEIGHT_RANGE_M, YAW_JITTER_DEG, Camera
 from depthda.synth.render import SKY_DEPTH_M, render_scene
 from depthda.synth.scene import PROFILES
 from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
+from depthda.utils.memory import check_fits
+from depthda.utils.outputs import check_outputs, check_overwrite
 
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
 MIN_SIDE = 16
+# Peak memory of rendering one image grows by this much per pixel (the ray caster's per-pixel
+# buffers); docs/robustness.md gives the measurement.
+RENDER_BYTES_PER_PIXEL = 350
 _SEED_STRIDE = 1_000_003  # prime, larger than any sensible count: datasets with different seeds never share images
 
 
@@ -34,10 +39,17 @@ def image_seed(seed: int, index: int) -> int:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise DepthdaError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DepthdaError(f"--out {out} exists and is not empty; refusing to replace it unless --overwrite is given")
+    check_outputs(folders=[out])
+    check_overwrite(out, overwrite, "depthda synth", INTRINSICS_FILE, _is_synth,
+                    lambda rel: str(rel) == INTRINSICS_FILE
+                    or (rel.suffix == ".png" and rel.parent in (RAND_RGB_DIR, RAND_DEPTH_DIR)))
+
+
+def _is_synth(folder: Path) -> bool:
+    try:
+        return json.loads((folder / INTRINSICS_FILE).read_text())["generator"]["name"] == GENERATOR_NAME
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), seed: int = 0,
@@ -53,12 +65,14 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
     if height < MIN_SIDE or width < MIN_SIDE:
         raise DepthdaError(f"size {height}x{width} is too small: each side needs at least {MIN_SIDE} px")
     check_output(out, overwrite)
+    check_fits(height * width * RENDER_BYTES_PER_PIXEL, f"rendering {height}x{width} images")
     dev = device if isinstance(device, torch.device) else pick_device(device or "auto")
     camera = camera or Camera()
 
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        for i in tqdm(range(count), desc="synth", unit="img", disable=not progress, dynamic_ncols=True):
+        for i in tqdm(range(count), desc="synth", unit="img", disable=None if progress else True,
+                      dynamic_ncols=True):
             rgb, depth = render_scene(image_seed(seed, i), (height, width), camera, dev, profile)
             write_synthia_sample(tmp, i, rgb, depth, layout="rand")
         fx, fy, cx, cy = camera.intrinsics(height, width)

@@ -56,8 +56,12 @@ def _to_tuples(x):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except RuntimeError as exc:  # torch's zip writer reports a short write (full disk) as "unexpected pos"
+        raise DepthdaError(f"could not write the checkpoint {path} ({describe(exc)}; is the disk full?); "
+                           "the previous checkpoint is intact") from None
 
 
 # What loading a malformed state raises: load_state_dict of a network, optimiser or pool, and the

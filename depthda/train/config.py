@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class TrainConfig:
     def __post_init__(self):
         from depthda.models.init import INITS  # torch: not imported until a run is configured
 
+        check_fields(self)
         defaults = PRESET_DEFAULTS.get(self.preset)
         if defaults is None:
             raise DepthdaError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESET_DEFAULTS)}")
@@ -82,6 +84,10 @@ class DepthConfig(TrainConfig):
     lr_c: float = 1e-4                    # critic Adam lr and betas from WGAN-GP (Gulrajani et al. 2017)
     betas_c: tuple[float, float] = (0.0, 0.9)
     val_fraction: float = 0.05
+    # "unet": the paper's; "effnet_unet" (small preset only): an ImageNet EfficientNet-Lite0 encoder,
+    # which on real traffic reads objects where the synthetic-only U-Net read image rows (model card).
+    arch: str = option("unet", help="Depth network: unet (the paper's U-Net) or effnet_unet (U-Net decoder on "
+                               "an ImageNet EfficientNet-Lite0 encoder; small preset).")
     # Not in the paper (0 = off). An exponential moving average of the generator's weights, exported
     # instead of the last step's: short CPU runs swing between checkpoints on real frames.
     ema_decay: float = option(0.0, help="Export a moving average of the weights with this decay, e.g. 0.999 "
@@ -111,6 +117,9 @@ class DepthConfig(TrainConfig):
         if self.resize is None:
             self.resize = PRESET_RESIZE[self.preset]
         _check_choice("view", self.view, VIEWS)
+        _check_choice("arch", self.arch, DEPTH_ARCHS)
+        if self.arch == "effnet_unet" and self.preset != "small":
+            raise DepthdaError("arch effnet_unet has only the small preset (the paper preset is the paper's U-Net)")
         _check_choice("resize", self.resize, RESIZE_POLICIES)
         if not isinstance(self.fresh_critic_batches, bool):
             raise DepthdaError(f"fresh_critic_batches must be true or false, got {self.fresh_critic_batches!r}")
@@ -131,6 +140,114 @@ class StyleConfig(TrainConfig):
     exclude_eigen_test: bool = True       # KITTI's Eigen test drives stay out of the real frames
 
 
+DEPTH_ARCHS = ("unet", "effnet_unet")
+
+
+# ------------------------------------------------------------ what every field may hold
+MAX_SIDE = 4096  # pixels per side of a training size: beyond this is a typo, not a plan
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config field may hold: a kind ("int", "num", "str", "bool", "pair", "strs") and,
+    for numbers, a range; `open_lo`/`open_hi` exclude the ends. Numbers must be finite."""
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    optional: bool = False
+
+    def describe(self) -> str:
+        what = {"int": "a whole number", "num": "a finite number", "str": "a text (path or name)",
+                "bool": "true or false", "pair": "a pair of finite numbers", "strs": "a list of texts"}[self.kind]
+        if self.lo is None and self.hi is None:
+            return what
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{what} in {'(' if self.open_lo else '['}{lo}, {hi}{')' if self.open_hi else ']'}"
+
+    def _number_ok(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(v, int):
+            return False
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+        if self.lo is not None and (v < self.lo or (self.open_lo and v == self.lo)):
+            return False
+        return self.hi is None or (v < self.hi or (not self.open_hi and v == self.hi))
+
+    def ok(self, v) -> bool:
+        if v is None:
+            return self.optional
+        if self.kind in ("int", "num"):
+            return self._number_ok(v)
+        if self.kind == "pair":
+            return isinstance(v, (tuple, list)) and len(v) == 2 and all(self._number_ok(x) for x in v)
+        if self.kind == "str":
+            return isinstance(v, str)
+        if self.kind == "bool":
+            return isinstance(v, bool)
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _unit(open_hi: bool = False) -> Rule:
+    return Rule("num", 0, 1, open_hi=open_hi)
+
+
+BETAS = Rule("pair", 0, 1, open_hi=True)
+LR = Rule("num", 0, 1, open_lo=True)
+WEIGHT = Rule("num", 0, 1e6)
+RULES: dict[str, Rule] = {
+    # TrainConfig
+    "out": Rule("str"), "steps": Rule("int", 1, 10**8), "batch_size": Rule("int", 1, 4096),
+    "size": Rule("pair"), "preset": Rule("str"), "seed": Rule("int", 0, 2**32 - 1),
+    "device": Rule("str", optional=True), "num_workers": Rule("int", 0, 256), "amp": Rule("bool"),
+    "checkpoint_every": Rule("int", 1, 10**8), "log_every": Rule("int", 1, 10**8),
+    "image_every": Rule("int", 0, 10**8), "val_every": Rule("int", 0, 10**8), "val_batches": Rule("int", 1, 10**5),
+    "stop_at": Rule("int", 1, 10**8, optional=True), "init": Rule("str", optional=True),
+    # DepthConfig
+    "data_root": Rule("str"), "max_depth": Rule("num", 0, 1e5, open_lo=True), "depth_param": Rule("str"),
+    "l1_weight": _unit(), "critic_steps": Rule("int", 1, 100), "gp_weight": WEIGHT, "lr_g": LR, "lr_c": LR,
+    "betas_g": BETAS, "betas_c": BETAS, "val_fraction": Rule("num", 0, 1, open_lo=True, open_hi=True),
+    "ema_decay": _unit(open_hi=True), "grad_weight": WEIGHT, "init_from": Rule("str"),
+    "view": Rule("str", optional=True), "fresh_critic_batches": Rule("bool", optional=True),
+    "resize": Rule("str", optional=True), "arch": Rule("str"),
+    # StyleConfig
+    "real": Rule("strs"), "synthetic": Rule("str"), "cycle_weight": WEIGHT, "identity_weight": WEIGHT,
+    "pool_size": Rule("int", 0, 10**4), "lr": LR, "betas": BETAS, "decay_start": _unit(),
+    "exclude_eigen_test": Rule("bool"),
+}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_fields(cfg) -> None:
+    """Type, range and finiteness of every field, whether it came from a flag, JSON or TOML; the
+    first bad one is refused naming the field and what it may hold."""
+    for f in dataclasses.fields(cfg):
+        rule, value = RULES[f.name], getattr(cfg, f.name)
+        if not rule.ok(value):
+            raise DepthdaError(f"{f.name} must be {rule.describe()}, got {_shown(value)}")
+    h_w = cfg.size
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 16 <= s <= MAX_SIDE for s in h_w):
+        raise DepthdaError(f"size must be [height, width], whole numbers of pixels from 16 to {MAX_SIDE}, "
+                           f"got {_shown(h_w)}")
+    if not cfg.out:
+        raise DepthdaError("out must name the run folder")
+    if hasattr(cfg, "depth_param"):
+        from depthda.models.depth_param import DepthParam
+
+        try:
+            DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
+        except ValueError as exc:
+            raise DepthdaError(f"depth_param {cfg.depth_param!r} with max_depth {cfg.max_depth:g}: {exc}") from None
+
+
 def _check_choice(name: str, value, choices: tuple) -> None:
     if value not in choices:
         raise DepthdaError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -145,6 +262,8 @@ def load_config_file(path: str | Path) -> dict:
         data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise DepthdaError(f"cannot parse config file {path}: {exc}") from None
+    except RecursionError:
+        raise DepthdaError(f"cannot parse config file {path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise DepthdaError(f"config file {path} must hold a table/object of settings")
     return data
@@ -157,7 +276,7 @@ def make_config(cls, file_values: dict, overrides: dict):
         raise DepthdaError(f"unknown config setting(s): {', '.join(unknown)}")
     values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     for key in ("size", "betas", "betas_g", "betas_c"):
-        if key in values and values[key] is not None:
+        if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
     return cls(**values)
 

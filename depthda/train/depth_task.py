@@ -27,6 +27,7 @@ from depthda.eval.metrics import compute_depth_metrics, mean_metrics
 from depthda.models import build_model, preset_args
 from depthda.models.configs import depth_model_config
 from depthda.models.depth_param import DepthParam
+from depthda.models.effnet_unet import load_imagenet_encoder
 from depthda.models.init import apply_init
 from depthda.models.patchgan import CRITIC_PRESETS, build_critic
 from depthda.train.config import DepthConfig
@@ -45,10 +46,6 @@ class DepthTask:
 
     def __init__(self, cfg: DepthConfig):
         from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
-        if not 0 <= cfg.ema_decay < 1:
-            raise DepthdaError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
-        if not cfg.grad_weight >= 0:
-            raise DepthdaError(f"--grad-weight must be at least 0, got {cfg.grad_weight}")
         if cfg.init_from and not (Path(cfg.init_from) / "model.safetensors").is_file():
             raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
@@ -64,7 +61,7 @@ class DepthTask:
         self.batches_per_step = cfg.critic_steps + 1 if self.fresh_critic_batches else 1
         # The focal length of an un-zoomed training view: the one camera the exported model speaks for.
         self.focal_px = float(self.val_set[0]["focal_px"])
-        self._generator_config = {"arch": "unet", "arch_args": preset_args("unet", cfg.preset)}
+        self._generator_config = {"arch": cfg.arch, "arch_args": preset_args(cfg.arch, cfg.preset)}
         build_model(self._generator_config).check_size(*cfg.size)  # fail on a bad size before any work
 
     # ------------------------------------------------------------ set-up
@@ -74,6 +71,8 @@ class DepthTask:
         self.generator = apply_init(build_model(self._generator_config), cfg.init).to(device)  # after the trainer seeds
         if cfg.init_from:
             self._load_init(cfg.init_from)
+        elif cfg.arch == "effnet_unet":  # its encoder starts from ImageNet, after apply_init touched it
+            load_imagenet_encoder(self.generator)
         critic = build_critic(**CRITIC_PRESETS.get(cfg.preset, CRITIC_PRESETS["paper"]))
         self.critic = apply_init(critic, cfg.init).to(device)
         if dist.enabled and device.type == "cuda":  # batch statistics over all GPUs (gloo has no SyncBatchNorm)
@@ -252,7 +251,8 @@ class DepthTask:
 
     def compat(self) -> dict:
         return {"stage": self.name, "preset": self.cfg.preset, "size": list(self.cfg.size),
-                "depth_param": self.param.to_dict()}
+                "depth_param": self.param.to_dict(),
+                **({"arch": self.cfg.arch} if self.cfg.arch != "unet" else {})}  # runs from before the field resume
 
     def export_model(self) -> nn.Module:
         return unwrap(self.inference_generator)
@@ -268,6 +268,7 @@ class DepthTask:
     def export_config(self) -> dict:
         h, w = self.cfg.size
         return depth_model_config(self.cfg.preset, (h, w), self.param, focal_px=self.focal_px, resize=self.cfg.resize,
+                                  arch=self.cfg.arch,
                                   train_data=str(Path(self.cfg.data_root)),
                                   training=self.loss_description(),
                                   l1_weight=self.cfg.l1_weight,

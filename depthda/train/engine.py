@@ -15,6 +15,7 @@ per-rank state of every rank, so a resumed run continues as if it had never stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -38,7 +39,9 @@ from depthda.train.distributed import (DistInfo, barrier, broadcast_from_main, g
                                        shutdown_distributed)
 from depthda.train.sampler import FailedSample, StreamDataset, StreamSampler, collate
 from depthda.utils.device import autocast_dtype
-from depthda.utils.fsio import write_text_atomic
+from depthda.utils.fsio import exclusive_lock, write_text_atomic
+from depthda.utils.memory import check_fits
+from depthda.utils.outputs import check_outputs, files_under
 
 
 class Task(Protocol):
@@ -148,6 +151,23 @@ def _to_device(batch, device):
     return batch
 
 
+RUN_FILES = (CHECKPOINT_NAME, "model.safetensors", "config.json", "train_config.json", "train_summary.json")
+RUN_FOLDERS = ("best", "tb")
+# Peak memory of a CPU training step grows by about this much per pixel of a batch (activations
+# kept for the backward pass, the critic's too); docs/robustness.md gives the measurement.
+TRAIN_BYTES_PER_PIXEL = 1000
+LOCK_NAME = "train.lock"  # held (flock) while a run writes the folder; stays as an empty file
+
+
+def check_run_paths(cfg: TrainConfig, reads=()) -> None:
+    """What a run writes into cfg.out may not overwrite what it reads: --init-from's model, the
+    training data, `reads` (e.g. the --config file); see depthda.utils.outputs."""
+    out = Path(cfg.out)
+    data = [getattr(cfg, "data_root", None), getattr(cfg, "synthetic", None), *getattr(cfg, "real", [])]
+    check_outputs(reads=[*reads, *files_under(getattr(cfg, "init_from", None))], trees=data,
+                  files=[out / name for name in RUN_FILES], folders=[out / name for name in RUN_FOLDERS])
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, resume: bool = False, progress: bool = True):
         self.task, self.cfg, self.resume, self.progress = task, cfg, resume, progress
@@ -180,9 +200,18 @@ class Trainer:
     # ---------------------------------------------------------------- run
     def run(self) -> dict:
         cfg = self.cfg
+        check_run_paths(cfg)
         dist, device = init_distributed(cfg.device)
         try:
-            return self._run(dist, device)
+            if device.type == "cpu":
+                h, w = cfg.size
+                check_fits(cfg.batch_size * h * w * TRAIN_BYTES_PER_PIXEL,
+                           f"training batches of {cfg.batch_size} at {h}x{w}")
+            # Two runs writing one folder would interleave their checkpoints: the second is refused.
+            busy = (f"another training is writing to {self.out} (it holds {self.out / LOCK_NAME}); "
+                    "wait for it or choose another --out")
+            with exclusive_lock(self.out / LOCK_NAME, busy) if dist.is_main else contextlib.nullcontext():
+                return self._run(dist, device)
         finally:
             shutdown_distributed()
 
@@ -230,7 +259,7 @@ class Trainer:
         bar = None
         if dist.is_main and self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True)
+            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True, disable=None)
 
         it = iter(loader)
         wait_total = compute_total = 0.0

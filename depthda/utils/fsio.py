@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -98,8 +99,33 @@ def _sweep_once(path: Path) -> None:
         _SWEPT.add(folder)
 
 
+_NAME_BYTES = 120  # of the target's name kept in a temporary's: a legal 255-byte name keeps a legal temporary
+
+
 def _tmp_prefix(path: Path) -> str:
-    return f".{path.name}.{_TMP_TAG}{os.getpid()}-"
+    name = path.name.encode("utf-8", "surrogateescape")[:_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{name}.{_TMP_TAG}{os.getpid()}-"
+
+
+def _short_suffix(suffix: str) -> str:
+    return suffix if len(suffix.encode("utf-8", "surrogateescape")) <= 16 else ""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an advisory lock on file `path` (created if missing) for the block; if another
+    process holds it, refuse with DepthdaError(`busy`). The kernel drops it when the process ends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DepthdaError(busy) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -116,7 +142,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = None
     try:
         with signals_deferred():  # no Ctrl-C between creating the file and knowing its name
-            fd, name = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=suffix if suffix is not None else path.suffix,
+            fd, name = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=suffix if suffix is not None else _short_suffix(path.suffix),
                                         dir=path.parent)
             tmp = Path(name)
             os.close(fd)

@@ -6,6 +6,7 @@ networks only ever see 8-bit RGB.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -81,13 +82,28 @@ def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
 
 
 def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
-    """Image files under `folder`, recursive and sorted; also returns the non-image files skipped."""
+    """Image files under `folder`, recursive and sorted (hidden files and folders left out, links
+    to folders not followed); also returns the non-image files skipped. A subfolder that cannot be
+    read, or a name that is not UTF-8 (OpenCV crashes on it), is refused rather than skipped."""
     folder = Path(folder)
+
+    def unreadable(err: OSError):
+        raise DepthdaError(f"cannot read the folder {err.filename}: {err.strerror}")
+
     images, skipped = [], []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts):
-            (images if is_image_file(p) else skipped).append(p)
-    return images, skipped
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(path).decode("utf-8", "replace")
+                raise DepthdaError(f"{shown!r} is not valid UTF-8; rename the file") from None
+            (images if is_image_file(path) else skipped).append(path)
+    return sorted(images), sorted(skipped)
 
 
 def resize_interpolation(width_in: int, width_out: int) -> int:

@@ -1,0 +1,191 @@
+"""The probe of issue 24 in the suite: every command, pointed at its own inputs (or at two outputs
+naming one file), refuses in one `depthda: error:` line with exit 1 before any work, and every
+file of the user's is byte-identical afterwards (sha256 before and after).
+
+New commands (a demo server, point-cloud output, a new engine) join CASES. Most cases run through
+`depthda.cli.run`, the function `python -m depthda` calls, so each costs no torch import; a few
+representative ones run as real processes to check what a shell sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from depthda.cli import run
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
+RAW = REPO / "data" / "kitti" / "raw"
+TINY_SPLIT = REPO / "data" / "splits" / "kitti_tiny_test_files.txt"
+DRIVE = "2011_09_26/2011_09_26_drive_0023_sync"
+GT_PNG = f"raw/{DRIVE}/proj_depth/groundtruth/image_02/0000000000.png"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, ckpt) -> Path:
+    """A user's folder: KITTI raw data, a split file, a clip, a pipeline checkpoint, a training
+    run, a `depthda synth` dataset, a folder of photos, a folder of someone's files."""
+    from depthda.synth.writer import synthesize
+
+    w = tmp_path_factory.mktemp("world")
+    shutil.copytree(RAW, w / "raw")
+    shutil.copy(TINY_SPLIT, w / "split.txt")
+    shutil.copy(SAMPLE, w / "clip.mp4")
+    shutil.copytree(ckpt, w / "ck")
+    shutil.copytree(ckpt / "depth", w / "run")
+    synthesize(w / "synth", 2, (32, 64), progress=False, device="cpu")
+    photos = w / "photos"
+    photos.mkdir()
+    frame = np.full((16, 24, 3), 90, np.uint8)
+    cv2.imwrite(str(photos / "a.jpg"), frame)
+    cv2.imwrite(str(photos / "a.png"), frame)
+    mine = w / "mine"
+    mine.mkdir()
+    shutil.copy(SAMPLE, mine / "holiday.mp4")
+    (mine / "notes.txt").write_text("mine")
+    (w / "R.txt").write_text("an earlier report")
+    (w / "out.mp4").mkdir()  # a folder where a video output is asked for, beside an earlier depth folder
+    (w / "out_depth").mkdir()
+    (w / "out_depth" / "000000.npy").write_bytes(b"old")
+    (w / "cfgrun").mkdir()  # settings kept under the name a run writes its own settings to
+    (w / "cfgrun" / "train_config.json").write_text('{"preset": "small", "steps": 1}')
+    return w
+
+
+def sha256s(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+EVAL = ["eval", "kitti", "--data-root", "{w}/raw", "--split-file", "{w}/split.txt", "--gt", "annotated",
+        "--baseline", "constant"]
+
+# (id, arguments with {w} for the user's folder, a phrase the error line holds)
+CASES = [
+    ("eval-json-over-split", [*EVAL, "--json", "{w}/split.txt"], "would overwrite the input"),
+    ("eval-json-over-gt-png", [*EVAL, "--json", "{w}/" + GT_PNG], "inside the input folder"),
+    ("eval-csv-over-split", [*EVAL, "--per-frame-csv", "{w}/split.txt"], "would overwrite the input"),
+    ("eval-json-and-csv-one-file", [*EVAL, "--json", "{w}/R.txt", "--per-frame-csv", "{w}/raw/../R.txt"],
+     "two outputs name the same file"),
+    ("eval-video-json-over-clip", ["eval", "video", "{w}/clip.mp4", "--checkpoint", "{w}/ck", "--json",
+                                   "{w}/clip.mp4"], "would overwrite the input"),
+    ("eval-video-plot-over-clip", ["eval", "video", "{w}/clip.mp4", "--checkpoint", "{w}/ck", "--plot",
+                                   "{w}/./clip.mp4"], "would overwrite the input"),
+    ("bench-json-over-clip", ["bench", "{w}/clip.mp4", "--checkpoint", "{w}/ck", "--json", "{w}/clip.mp4"],
+     "would overwrite the input"),
+    ("export-over-depth-weights", ["export", "--format", "torchscript", "--checkpoint", "{w}/ck", "-o",
+                                   "{w}/ck/depth/model.safetensors"], "would overwrite the input"),
+    ("export-over-style-config", ["export", "--format", "torchscript", "--checkpoint", "{w}/ck", "-o",
+                                  "{w}/ck/style/config.json"], "would overwrite the input"),
+    ("export-gt-over-split", ["data", "export-gt", "--data-root", "{w}/raw", "--split-file", "{w}/split.txt",
+                              "--gt", "annotated", "-o", "{w}/split.txt"], "would overwrite the input"),
+    ("export-gt-over-gt-png", ["data", "export-gt", "--data-root", "{w}/raw", "--split-file", "{w}/split.txt",
+                               "--gt", "annotated", "-o", "{w}/" + GT_PNG], "inside the input folder"),
+    ("train-out-is-init-from", ["train-stage1", "--data-root", "{w}/synth", "--init-from", "{w}/run", "--out",
+                                "{w}/run", "--preset", "small", "--steps", "1"], "would overwrite the input"),
+    ("train-out-is-data-root", ["train-stage1", "--data-root", "{w}/synth", "--out", "{w}/synth", "--preset",
+                                "small", "--steps", "1"], "inside the input folder"),
+    ("synth-overwrite-foreign-folder", ["synth", "--out", "{w}/mine", "--count", "1", "--size", "32x64",
+                                        "--overwrite"], "--overwrite replaces only"),
+    ("prepare-out-inside-src", ["data", "prepare", "{w}/synth", "--out", "{w}/synth/RGB/copy"],
+     "inside the input folder"),
+    ("prepare-overwrite-foreign-folder", ["data", "prepare", "{w}/synth", "--out", "{w}/mine", "--overwrite"],
+     "--overwrite replaces only"),
+    ("predict-two-inputs-one-output", ["predict", "{w}/photos", "-o", "{w}/photos_out", "--checkpoint", "{w}/ck"],
+     "would both be written to"),
+    ("predict-over-input", ["predict", "{w}/clip.mp4", "-o", "{w}/clip.mp4", "--checkpoint", "{w}/ck"],
+     "would overwrite the input"),
+    ("predict-video-output-is-a-folder", ["predict", "{w}/clip.mp4", "-o", "{w}/out.mp4", "--frames", "2",
+                                          "--depth-format", "npy", "--checkpoint", "{w}/ck"], "is an existing folder"),
+    ("train-config-is-a-run-file", ["train-stage1", "--data-root", "{w}/synth", "--config",
+                                    "{w}/cfgrun/train_config.json", "--out", "{w}/cfgrun"], "would overwrite the input"),
+]
+
+
+def _args(template: list[str], w: Path) -> list[str]:
+    return [a.replace("{w}", str(w)) for a in template]
+
+
+@pytest.mark.parametrize("args, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_every_command_refuses_to_overwrite_its_inputs(world, capsys, args, needle):
+    before = sha256s(world)
+    assert run(_args(args, world)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("depthda: error: ") and needle in err[0], err
+    assert sha256s(world) == before
+
+
+# A handful as real processes: exit code and stderr exactly as a shell sees them.
+PROCESS_CASES = ["eval-json-over-gt-png", "export-over-depth-weights", "synth-overwrite-foreign-folder"]
+
+
+@pytest.mark.parametrize("name", PROCESS_CASES)
+def test_refusals_as_real_processes(world, name):
+    _, args, needle = next(c for c in CASES if c[0] == name)
+    before = sha256s(world)
+    r = subprocess.run([sys.executable, "-m", "depthda", *_args(args, world)], capture_output=True, text=True,
+                       timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("depthda: error: ") and needle in lines[0], r.stderr
+    assert sha256s(world) == before
+
+
+def _folder_run(tmp_path: Path, count: int) -> tuple[Path, Path]:
+    src = tmp_path / "in"
+    src.mkdir()
+    frame = np.full((24, 40, 3), 120, np.uint8)
+    for i in range(count):
+        cv2.imwrite(str(src / f"{i:03d}.png"), frame)
+    out = tmp_path / "out"
+    for folder in (out, tmp_path / "out_depth"):
+        folder.mkdir()
+        (folder / "old.png").write_bytes(b"an earlier run")
+    return src, out
+
+
+def test_a_failing_folder_prediction_keeps_both_earlier_output_folders(tmp_path, ckpt, capsys):
+    src, out = _folder_run(tmp_path, 6)
+    (src / "999.png").write_bytes(b"not a png")  # the last image fails after the others were written
+    before = sha256s(tmp_path)
+    assert run(["predict", str(src), "-o", str(out), "--depth-format", "png16", "--checkpoint", str(ckpt)]) == 1
+    assert "999.png" in capsys.readouterr().err
+    assert sha256s(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "out_depth"]
+
+
+def test_a_staging_folder_removed_mid_run_is_never_swapped_in(tmp_path, ckpt, capsys):
+    """The issue's `rm -rf` of the output's parent mid-run: writers re-create the staging folder
+    with only the later files; the count before the swap catches it."""
+    import threading
+
+    src, out = _folder_run(tmp_path, 40)
+    before = sha256s(tmp_path)
+    done = threading.Event()
+
+    def remove_staging():
+        while not done.is_set():
+            for p in tmp_path.iterdir():
+                if p.name.startswith(".out.depthda-") and p.is_dir() and any(p.iterdir()):
+                    shutil.rmtree(p, ignore_errors=True)
+                    return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=remove_staging)
+    thread.start()
+    try:
+        code = run(["predict", str(src), "-o", str(out), "--checkpoint", str(ckpt)])
+    finally:
+        done.set()
+        thread.join()
+    assert code == 1
+    assert "holds" in capsys.readouterr().err
+    assert sha256s(tmp_path) == before
