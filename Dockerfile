@@ -13,7 +13,7 @@ COPY data ./data
 # A regular (non-editable) install, as from a package index: the wheel carries the default model,
 # the sample clip and the split lists. torch comes from the base image; pyproject's range accepts
 # it, so pip keeps it. /opt/depthda/data stays for the README's example paths.
-RUN pip install ".[export]"
+RUN pip install .
 
 VOLUME ["/data", "/outputs"]
 WORKDIR /outputs

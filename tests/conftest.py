@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,20 @@ TEST_DATA = REPO / "tests" / "data"
 
 # Two cores are shared by the whole suite; more threads only adds contention.
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """ONNX graphs the tests make go to one temporary folder (never ~/.cache or beside the shipped
+    model), shared by the session so each model and size is exported once; CLI subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("onnx-cache")
+    saved = os.environ.get("DEPTHDA_CACHE")
+    os.environ["DEPTHDA_CACHE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("DEPTHDA_CACHE", None)
+    else:
+        os.environ["DEPTHDA_CACHE"] = saved
 
 
 @pytest.fixture(scope="session")

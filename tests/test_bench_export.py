@@ -1,9 +1,9 @@
 """`depthda bench` (pipeline vs naive, one run) and `depthda export` (ONNX, TorchScript)."""
 
 import json
-import sys
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 
@@ -26,29 +26,43 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
                 "--no-ablation"]) == 0
     r = json.loads(out.read_text())
     assert r["frames"] == 4 and r["input_size"] == [540, 960] and r["working_size"] == [72, 128]
+    assert r["engine"] == "onnxruntime"  # auto on a CPU
     assert r["fps"] > 0 and r["naive_fps"] > 0 and r["speedup"] == pytest.approx(r["fps"] / r["naive_fps"], rel=0.01)
     assert {"decode", "style", "depth", "colorize", "encode"} <= set(r["stage_ms_per_frame"]["naive"])
-    assert {"decode", "model", "style", "depth", "colorize", "encode"} <= set(r["stage_ms_per_frame"]["pipeline"])
+    assert {"decode", "model", "networks", "colorize", "encode"} <= set(r["stage_ms_per_frame"]["pipeline"])
     # The temporal filter's row: what predict runs on video by default, and its own speedup.
     assert r["speedup_smoothed"] == pytest.approx(r["fps_smoothed"] / r["naive_fps"], rel=0.01)
     assert set(r["stage_ms_per_frame"]["pipeline_smoothed"]) == set(r["stage_ms_per_frame"]["pipeline"])
-    assert set(r["rounds"][0]) == {"naive_fps", "fps", "fps_smoothed", "order"}
+    # fps is rounded to 3 decimals, an error 1e3 / fps² times larger in ms per frame
+    rounding = 0.5 * (1 / r["fps_smoothed"] ** 2 + 1 / r["fps"] ** 2) + 1e-3
+    assert r["temporal_filter_ms_per_frame"] == pytest.approx(1e3 / r["fps_smoothed"] - 1e3 / r["fps"], abs=rounding)
+    stages = r["stage_ms_per_frame"]
+    assert r["temporal_filter_busy_ms_per_frame"] == pytest.approx(
+        stages["pipeline_smoothed"]["colorize"] - stages["pipeline"]["colorize"], abs=0.01)
+    assert set(r["rounds"][0]) == {"naive_fps", "pipeline_fps", "pipeline_smoothed_fps", "pipeline_torch_fps", "order"}
+    # A row per engine, with its share of the measured peak, and the versions of both.
+    assert set(r["engines"]) == {"onnxruntime", "torch"} and r["engines"]["onnxruntime"]["fps"] == r["fps"]
+    assert all(0 < e["networks_fraction_of_peak"] < 1.5 and e["networks_ms_per_frame"] > 0 for e in r["engines"].values())
+    assert r["versions"] == {"onnxruntime": onnxruntime.__version__, "torch": torch.__version__}
     assert r["flops_per_frame"]["style"] > 1e8 and r["flops_per_frame"]["depth"] > 1e7
     assert r["peak_matmul_flops"] > 1e9 and 0 < r["model_stage_fraction_of_peak"] < 1.5
-    # Same frames, same preprocessing: only float rounding separates the two paths.
-    assert r["max_rel_depth_diff"] < 1e-3
-    assert "speedup" in capsys.readouterr().out
+    assert set(r["peak_matmul_flops_by_threads"]) >= {"1"}
+    # Same frames, same preprocessing: only the engines' float arithmetic separates the paths.
+    assert r["max_rel_depth_diff"] < 1e-3 and r["engines"]["torch"]["max_rel_depth_diff"] < 1e-3
+    out = capsys.readouterr().out
+    assert "speedup" in out and "onnxruntime" in out and "of peak" in out
 
 
-def test_bench_ablation_lists_each_step(ckpt):
+def test_bench_ablation_lists_each_engine(ckpt):
     frames, _ = read_frames(sample_video(), 2)
-    plain = DepthPipeline.from_checkpoint(ckpt, device="cpu", optimize=False)
-    fast = DepthPipeline.from_checkpoint(ckpt, device="cpu")
-    rows = model_ablation(plain, fast, frames, threads_options=[1], batch_options=[1, 2], rounds=1)
-    names = [row["variant"] for row in rows]
-    assert names[0].startswith("eager fp32 NCHW") and any("channels_last" in n for n in names)
-    assert any("without Winograd" in n for n in names)
+    pipes = {e: DepthPipeline.from_checkpoint(ckpt, device="cpu", engine=e) for e in ("onnxruntime", "torch")}
+    rows = model_ablation(pipes, frames, threads_options=[1], flops_per_frame=1e9, peaks={1: 1e10}, rounds=1)
+    assert rows[0]["variant"].startswith("naive models")
+    assert {(row["engine"], row["threads"]) for row in rows} >= {("onnxruntime", 1), ("torch", 1)}
     assert all(row["model_ms_per_frame"] > 0 for row in rows)
+    one = [row for row in rows if row["threads"] == 1]
+    assert all(row["fraction_of_peak"] == pytest.approx(1e9 / (row["model_ms_per_frame"] / 1e3) / 1e10, rel=0.01)
+               for row in one)
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
@@ -77,11 +91,10 @@ def test_export_float_input_and_returned_difference(tmp_path, ckpt):
     assert graph(torch.rand(1, 3, 40, 60)).shape == (1, 40, 60)
 
 
-def test_export_errors(tmp_path, ckpt, capsys, monkeypatch):
+def test_export_errors(tmp_path, ckpt, capsys):
     assert run(["export", "--format", "onnx", "-o", str(tmp_path / "m.onnx"), "--checkpoint", str(ckpt),
                 "--size", "12-34"]) == 1
     assert "HxW" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the extra were not installed
-    with pytest.raises(DepthdaError, match=r"depthda\[export\]"):
-        export_pipeline("onnx", tmp_path / "m.onnx", checkpoint=ckpt)
+    with pytest.raises(DepthdaError, match="format"):
+        export_pipeline("tflite", tmp_path / "m.tflite", checkpoint=ckpt)
     assert not (tmp_path / "m.onnx").exists()

@@ -1,4 +1,4 @@
-"""DepthPipeline: geometry, scale, numerical equivalence of the fast paths, checkpoints; colour LUT."""
+"""DepthPipeline: geometry, scale, the frame-parallel runner, checkpoints; colour LUT."""
 
 import threading
 
@@ -9,7 +9,6 @@ import torch
 
 from depthda.infer.colorize import DepthColorizer, colorize_reference
 from depthda.errors import DepthdaError
-from depthda.models.weights import load_exported, save_exported
 from depthda.infer.pipeline import DepthPipeline, resize_matrix
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.models.random_pipeline import init_checkpoint
@@ -66,24 +65,6 @@ def test_resize_matrix_is_cv2_resize():
         ref = cv2.resize(img, (w, h), interpolation=interp)
         got = resize_matrix(50, h, interp).double().numpy() @ img @ resize_matrix(70, w, interp).double().numpy().T
         assert np.abs(got - ref).max() < 1e-5
-
-
-def test_optimised_modules_match_plain_ones(tmp_path, ckpt, frame):
-    # Non-trivial batch-norm statistics, so that folding them into the convolutions is tested.
-    model, config = load_exported(ckpt / "depth")
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.3, 0.3, generator=gen)
-            m.running_var.uniform_(0.5, 2.0, generator=gen)
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-            m.bias.data.uniform_(-0.3, 0.3, generator=gen)
-    save_exported(tmp_path / "depth", model, config)
-    fast = DepthPipeline.from_checkpoint(style=ckpt / "style", depth=tmp_path / "depth", device="cpu")
-    plain = DepthPipeline.from_checkpoint(style=ckpt / "style", depth=tmp_path / "depth", device="cpu", optimize=False)
-    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)) for m in fast.modules())
-    a, b = fast(frame), plain(frame)
-    assert np.abs(a - b).max() < 1e-4 * b.max()
 
 
 def test_frame_parallel_equals_single_calls(pipe, frame):

@@ -17,6 +17,7 @@ import select
 import signal
 import sys
 import threading
+import warnings
 
 VERBOSE_FLAG = "--verbose"
 
@@ -34,7 +35,7 @@ _quiet_native_libraries(sys.argv[1:])
 
 import typer  # noqa: E402
 
-from depthda.errors import DepthdaError  # noqa: E402
+from depthda.errors import DepthdaError, DepthdaWarning  # noqa: E402
 
 app = typer.Typer(
     name="depthda",
@@ -145,9 +146,21 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """depthda's own warnings as one `depthda: warning: ...` line; others as Python shows them."""
+    if issubclass(category, DepthdaWarning):
+        print(f"depthda: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""
     global _terminated
+    warnings.showwarning = _one_line_warning
     _terminated = False
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None

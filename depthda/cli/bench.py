@@ -14,6 +14,8 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+from depthda.cli.predict import ENGINE_HELP, Engine
+
 
 class _DefaultVideoGroup(TyperGroup):
     """Runs `video` when the first word is not one of the group's commands (or --help)."""
@@ -37,18 +39,19 @@ def bench(
     checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder (default: checkpoints/default)."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Bench randomly initialised small presets (speed does not depend on weight values)."),
     device: str = typer.Option("cpu", help="cpu (the naive baseline is a CPU loop)."),
+    engine: Engine = typer.Option(Engine.auto, help=f"The pipeline's engine (the other one gets a row too). {ENGINE_HELP}"),
     batch_size: Optional[int] = typer.Option(None, help="Frames per model call (default: one per model worker)."),
     workers: Optional[int] = typer.Option(None, help="Frames run in parallel by the model stage (default min(cores, 2))."),
     rounds: int = typer.Option(3, help="Interleaved naive/pipeline/filtered rounds, the order rotating each round; "
                                        "the best of each is kept."),
-    no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip the per-optimisation model timings."),
+    no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip the model timings per engine and thread count."),
 ) -> None:
     """Measure fps of the overlapped pipeline against a naive loop, in one run on the same frames."""
     # Imported when the command runs: `depthda --help` does not wait for torch.
     from depthda.bench.report import format_result
     from depthda.bench.run import run_bench
 
-    result = run_bench(video, frames=frames, checkpoint=checkpoint, device=device, batch_size=batch_size,
+    result = run_bench(video, frames=frames, checkpoint=checkpoint, device=device, engine=engine.value, batch_size=batch_size,
                        workers=workers, json_path=json_out, ablation=not no_ablation,
                        random_weights=random_weights, rounds=rounds,
                        log=lambda message: typer.echo(message, err=True))

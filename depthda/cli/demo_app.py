@@ -27,7 +27,7 @@ from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.pointcloud import CloudOptions, write_cloud
-from depthda.infer.predict import run_video, write_depth
+from depthda.infer.local_predict import run_video, write_depth
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
 from depthda.paths import sample_video, shipped

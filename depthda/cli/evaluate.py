@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from depthda.data.kitti import GT_KINDS
+from depthda.cli.predict import ENGINE_HELP, Engine
 from depthda.eval.baselines import BASELINES
 from depthda.eval.protocol import CROPS, PROTOCOLS, SCALINGS, named_protocol
 from depthda.paths import SPLIT_NAMES
@@ -47,6 +48,7 @@ def kitti(
     no_style: bool = typer.Option(False, "--no-style", help="With --checkpoint: skip the style stage."),
     focal: Optional[float] = typer.Option(None, help="With --checkpoint: scale depth by focal length (px)."),
     device: str = typer.Option("auto", help="With --checkpoint: auto, cpu, cuda or cuda:N."),
+    engine: Engine = typer.Option(Engine.auto, help=f"With --checkpoint: {ENGINE_HELP}"),
     protocol_name: Protocol = typer.Option(
         Protocol.garg, "--protocol",
         help="garg: Eigen-split tables (Garg crop, ground truth in range); eigen-benchmark: improved-ground-truth "
@@ -77,7 +79,7 @@ def kitti(
             data_root=data_root, split=split.value, split_file=split_file, gt=gt.value if gt else None, gt_file=gt_file,
             predictions=predictions, checkpoint=checkpoint,
             baseline=baseline.value if baseline else None, protocol=protocol, use_style=not no_style,
-            device=device, focal_px=focal, plots=plots, smooth=smooth, breakdown=breakdown,
+            device=device, engine=engine.value, focal_px=focal, plots=plots, smooth=smooth, breakdown=breakdown,
             camera_height_m=camera_height)
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
@@ -102,7 +104,7 @@ def video(
     from depthda.errors import DepthdaError
     from depthda.eval.video import evaluate_video, plot_over_time
     from depthda.infer import DepthPipeline
-    from depthda.infer.predict import input_kind
+    from depthda.infer.local_predict import input_kind
     from depthda.paths import default_checkpoint
     from depthda.utils.fsio import write_text_atomic
     from depthda.utils.outputs import check_outputs, files_under

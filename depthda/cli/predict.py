@@ -9,9 +9,12 @@ from typing import Optional, Tuple
 import typer
 
 
-# The choices of --depth-format: depthda.infer.predict.DEPTH_FORMATS, spelled out because importing
+# The choices of --depth-format: depthda.infer.local_predict.DEPTH_FORMATS, spelled out because importing
 # that module here would load torch for `depthda --help`.
 DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
+# depthda.infer.engine.ENGINES, spelled out for the same reason.
+Engine = Enum("Engine", {name: name for name in ("auto", "torch", "onnxruntime")}, type=str)
+ENGINE_HELP = "What runs the networks: auto (onnxruntime on a CPU, torch on CUDA), torch or onnxruntime."
 # depthda.infer.pointcloud.CLOUD_FORMATS, for the same reason.
 CloudFormat = Enum("CloudFormat", {name: name for name in ("ply", "glb")}, type=str)
 
@@ -27,6 +30,7 @@ def register(app: typer.Typer) -> None:
         depth: Optional[Path] = typer.Option(None, help="Depth training run (model.safetensors + config.json)."),
         no_style: bool = typer.Option(False, "--no-style", help="Skip the style-transfer stage (real images straight into the depth net)."),
         device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N (under torchrun: auto, cuda or cpu; each process uses cuda:LOCAL_RANK)."),
+        engine: Engine = typer.Option(Engine.auto, help=ENGINE_HELP),
         batch_size: Optional[int] = typer.Option(None, help="Frames per network call (default 1 on CPU, 8 on CUDA)."),
         cmap: str = typer.Option("magma", help="Matplotlib colormap; near is drawn with its bright end."),
         depth_range: Optional[Tuple[float, float]] = typer.Option(
@@ -37,7 +41,7 @@ def register(app: typer.Typer) -> None:
         focal: Optional[float] = typer.Option(None, help="Input camera's focal length in pixels (input resolution); scales depth."),
         calib: Optional[Path] = typer.Option(None, help="KITTI calib_cam_to_cam.txt: focal from P_rect_02."),
         frames: Optional[int] = typer.Option(None, help="Video: only the first N frames."),
-        compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (pays off on GPU for long videos)."),
+        compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (torch engine; pays off on GPU for long videos)."),
         no_smooth: bool = typer.Option(False, "--no-smooth", help="Video: every frame's own depth, without the motion-compensated temporal filter."),
         cloud: Optional[CloudFormat] = typer.Option(
             None, help="Folder: write point clouds (ply or glb) instead of colour images (docs/pointclouds.md)."),
@@ -61,7 +65,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = predict_path(
                 input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
-                batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
+                engine=engine.value, batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
                 depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
                 compile=compile, max_frames=frames, smooth=not no_smooth,
                 cloud=CloudOptions(format=cloud.value if cloud else None, stride=stride, max_depth=max_depth,

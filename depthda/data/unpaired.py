@@ -38,8 +38,7 @@ from depthda.data.kitti import read_split
 from depthda.data.synthia import list_rgb
 from depthda.errors import DepthdaError
 from depthda.paths import split_file
-from depthda.utils.images import is_image_file, list_images, read_rgb
-from depthda.infer.video_io import is_video_file
+from depthda.utils.images import is_image_file, is_video_file, list_images, read_rgb
 
 MAX_VIDEO_FRAMES = 300
 DECODE_CHECK_LIMIT = 5000

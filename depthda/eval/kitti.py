@@ -124,7 +124,7 @@ def flat_roads(frames: list[KittiFrame], data_root: str | Path | None,
 
 
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
-                      use_style: bool = True, focal_px: float | None = None,
+                      use_style: bool = True, engine: str = "auto", focal_px: float | None = None,
                       smooth_runs: list[range] | None = None,
                       focals: list[float | None] | None = None) -> Callable[[int], np.ndarray]:
     """Depth of frame i by the pipeline, in metres for frame i's camera: `focal_px` for every
@@ -133,7 +133,7 @@ def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndar
     video would (all computed up front, in order)."""
     from depthda.infer.pipeline import DepthPipeline  # torch models load only when a model is evaluated
 
-    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style)
+    pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style, engine=engine)
     if focal_px is None and pipe.train_focal_px is None:
         focals = None  # a model that records no training focal cannot be rescaled: metric as it is
 
@@ -183,7 +183,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
                    predictions: str | Path | None = None, checkpoint: str | Path | None = None,
                    baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
-                   focal_px: float | None = None, plots: str | Path | None = None, smooth: bool = False,
+                   engine: str = "auto", focal_px: float | None = None, plots: str | Path | None = None, smooth: bool = False,
                    breakdown: bool = False, camera_height_m: float = CAMERA_HEIGHT_M,
                    progress: bool = True) -> EvalResult:
     """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split.
@@ -216,7 +216,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
             raise DepthdaError(f"unknown baseline {baseline!r} (use {', '.join(BASELINES)})")
         get_pred = lambda i: BASELINES[baseline](get_gt(i).shape)  # noqa: E731
     else:
-        get_pred = model_predictions(checkpoint, get_image, device, use_style, focal_px, smooth_runs=runs,
+        get_pred = model_predictions(checkpoint, get_image, device, use_style, engine, focal_px, smooth_runs=runs,
                                      focals=calibrated_focals(frames, data_root) if focal_px is None else None)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False, disable=None)) if progress else None
     names = [str(f) for f in frames]

@@ -4,9 +4,10 @@
     depth_m = DepthPipeline.from_checkpoint()(rgb_uint8_hxwx3)
 
     pipeline.py    DepthPipeline: the networks as one module, working size, metric scale
-    fast/          speed tricks that never change results: speed_up(model), prepare_cpu_process()
+    engine.py      ONNX Runtime for the networks on a CPU: the graph exported once, checked and cached
     scheduling.py  threaded stages (run_overlapped) and whole frames per CPU core (FrameParallel)
     predict.py     `depthda predict` as predict_path(): an image, a folder or a video → coloured depth
+    local_predict.py  the runs in one process (images, folders, video) and their checks
     distributed_predict.py  a folder split across the processes of a torchrun launch
     temporal.py    the motion-compensated filter that steadies video depth
     video_io.py    video reading and writing

@@ -28,9 +28,9 @@ ends quietly with exit 0: a rank exiting 1 makes torchrun stop the others at onc
 rank 0 could be killed before it has cleaned up and printed the error. torchrun's exit status
 is rank 0's.
 
-On CPU every process runs the networks exactly as one process would (FrameParallel's workers
-and threads per worker), because the bits depend on it: a one-thread worker takes NNPACK's
-Winograd kernel, a multi-thread one oneDNN's. So N processes on one CPU share its cores, and
+On CPU every process runs the networks exactly as one process would (the same engine,
+FrameParallel's workers and threads per worker), because the bits may depend on it: kernels
+split their sums by thread count. So N processes on one CPU share its cores, and
 torchrun buys speed with GPUs, not on a CPU. On CUDA, identical bits also need cuDNN to pick the
 same kernels for the same batches, which the whole-batch shares (split_frames) provide.
 
@@ -59,13 +59,13 @@ import torch
 import torch.distributed as dist
 
 from depthda.errors import DepthdaError
-from depthda.infer.predict import (GPU_BATCH, PredictOptions, PredictResult, Request, check_request,
+from depthda.infer.local_predict import (GPU_BATCH, PredictOptions, PredictResult, Request, check_request,
                                    folder_output_names, input_kind, open_runner, planned_outputs, predict_into_folders,
                                    predict_local)
-from depthda.infer.video_io import is_video_file
-from depthda.train.distributed import DistInfo
 from depthda.utils.device import pick_device
+from depthda.utils.distributed import DistInfo
 from depthda.utils.fsio import _tmp_prefix, atomic_dir, signals_deferred
+from depthda.utils.images import is_video_file
 
 # At step 3 a rank that is done waits for the slowest one, which may legitimately take far longer
 # than torch's default timeout of 30 minutes (a big folder whose image sizes differ by share). A

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.infer.engine import trace_onnx
 from depthda.infer.pipeline import DepthPipeline
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import atomic_path
@@ -40,7 +41,6 @@ from depthda.utils.size import parse_size
 
 FORMATS = ("onnx", "torchscript")
 INPUT_TYPES = ("uint8", "float")
-ONNX_OPSET = 17
 # Held per pixel of the export size while tracing and checking: the uint8 sample, its float copy,
 # the resize intermediates and the depth, each in PyTorch and in the exported runtime: 16 floats.
 EXPORT_BYTES_PER_PIXEL = 64
@@ -83,16 +83,6 @@ def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torc
     return x if input_type == "uint8" else x.float() / 255
 
 
-def _require_onnx():
-    try:  # imported only for an ONNX export: the 'export' extra is optional
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError as exc:
-        raise DepthdaError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
-                           "pip install 'depthda[export]'") from None
-    return onnxruntime
-
-
 def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | None = None,
                     style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
                     size: tuple[int, int] | str | None = None, input_type: str = "uint8") -> ExportResult:
@@ -100,11 +90,11 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
         raise DepthdaError(f"unknown export format {fmt!r} (use onnx or torchscript)")
     if input_type not in INPUT_TYPES:
         raise DepthdaError(f"unknown input type {input_type!r} (use uint8 or float)")
-    ort = _require_onnx() if fmt == "onnx" else None
     output = Path(output)
     models = [style, depth] if style is not None or depth is not None else [checkpoint or default_checkpoint()]
     check_outputs(reads=files_under(*models), files=[output])
-    pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style)
+    pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style,
+                                         engine="torch")
     if isinstance(size, str):
         size = parse_size(size, min_side=1)  # the pipeline fits any size to the networks (its resize policy)
     size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
@@ -120,11 +110,10 @@ def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | No
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints: the size is fixed by design
         if fmt == "onnx":
-            with torch.no_grad():
-                torch.onnx.export(graph, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
-                                  input_names=["image"], output_names=["depth"],
-                                  dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}})
-            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            trace_onnx(graph, x, tmp)
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
             got = session.run(None, {"image": x.numpy()})[0]
         else:
             with torch.no_grad():

@@ -37,18 +37,16 @@ camera's field of view (factor 1). Both resize policies scale the width by W_net
 stretch changes only the vertical scale), so the factor is the same under either: focal_px is a
 horizontal focal length, as the training frames' was.
 
-Speed: with `optimize` (the default) the networks are rewritten for inference without changing
-what they compute (|Δ| ~1e-5 relative; depthda.infer.fast.speed_up: folded batch norm, a faster
-instance-norm kernel, split thin convolutions, Winograd residual blocks on single-thread CPU
-workers, channels_last), and on CPU the process is set up for inference once
-(depthda.infer.fast.prepare_cpu_process: glibc keeps freed activations instead of faulting them
-in again every frame). Normalisation happens inside the module (uint8 goes to the device, a
-quarter of float's bytes). On CPU, depthda.infer.scheduling.FrameParallel runs whole frames on
-separate cores instead of splitting each layer across them. On CUDA: autocast (bf16 where
-supported, else fp16) and optional torch.compile (compile_(), for long runs on a GPU; on CPU it
-has not paid off). The numpy path and the tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images
-(and of the intermediate uint8 image when a stretch shrinks one axis and enlarges the other) and
-cv2-vs-torch bilinear upsampling of the result.
+Speed: on a CPU the networks of the numpy path run on ONNX Runtime by default (engine
+"onnxruntime", depthda.infer.engine: the graph is exported once per model and working size,
+checked against torch and cached); engine "torch" runs them eagerly in channels_last, oneDNN's
+fast layout. Normalisation happens inside the networks (uint8 goes to the device, a quarter of
+float's bytes). On CPU, depthda.infer.scheduling.FrameParallel runs whole frames on separate
+cores instead of splitting each layer across them. On CUDA: autocast (bf16 where supported, else
+fp16) and optional torch.compile (compile_(), for long runs on a GPU). The numpy path and the
+tensor path agree up to cv2's fixed-point rounding of enlarged uint8 images (and of the
+intermediate uint8 image when a stretch shrinks one axis and enlarges the other), cv2-vs-torch
+bilinear upsampling of the result and, with ONNX Runtime, its arithmetic (under 1 cm).
 """
 
 from __future__ import annotations
@@ -65,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthda.errors import DepthdaError
-from depthda.infer.fast import prepare_cpu_process, speed_up
+from depthda.infer.engine import OrtNetworks, resolve_engine
 from depthda.infer.pointcloud import CloudOptions, Intrinsics, PointCloud, depth_to_cloud
 from depthda.infer.temporal import TemporalFilter
 from depthda.data.augment import resize_to
@@ -145,16 +143,18 @@ class DepthPipeline(nn.Module):
         self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
+        self.ort: OrtNetworks | None = None  # ONNX Runtime for the numpy path's networks (engine)
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, *, style: str | Path | None = None,
                         depth: str | Path | None = None, device: str | torch.device = "auto",
-                        use_style: bool = True, optimize: bool = True, compile: bool = False) -> "DepthPipeline":
+                        use_style: bool = True, engine: str = "auto", compile: bool = False) -> "DepthPipeline":
         """Load a pipeline folder (style/ + depth/) or two training-run folders (`style=`, `depth=`).
 
-        `optimize`: rewrite the networks for inference and, on CPU, make the process-wide settings
-        CPU inference wants (see the module docstring); `compile`: torch.compile them.
+        `engine`: what runs the networks of the numpy path, "auto" (ONNX Runtime on a CPU, torch on
+        CUDA), "torch" or "onnxruntime" (depthda.infer.engine); `compile`: torch.compile them (torch
+        engine only).
         """
         if checkpoint is not None and (style is not None or depth is not None):
             raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
@@ -170,6 +170,7 @@ class DepthPipeline(nn.Module):
         elif style is None and use_style:
             raise DepthdaError("--depth RUN without --style RUN: add --style RUN, or --no-style")
         device = pick_device(device) if isinstance(device, str) else torch.device(device)
+        engine = resolve_engine(engine, device)
         depth_model, depth_config = load_exported(depth, "cpu")
         if depth_config.get("kind", "depth") != "depth":
             raise DepthdaError(f"{Path(depth) / 'config.json'} describes a {depth_config.get('kind')} model, not a depth model")
@@ -181,20 +182,12 @@ class DepthPipeline(nn.Module):
             if style_config.get("kind", "style") != "style":
                 raise DepthdaError(f"{Path(style) / 'config.json'} describes a {style_config.get('kind')} model, not a style model")
         pipe = cls(depth_model, depth_config, style_model, style_config)
-        if optimize:
-            pipe.optimize_()
-        pipe = pipe.to(device).eval()
-        if optimize and pipe.device.type == "cpu":
-            prepare_cpu_process()
-        if compile:
+        pipe = pipe.to(device, memory_format=torch.channels_last).eval()
+        if engine == "onnxruntime":
+            pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth))
+        if compile and engine == "torch":  # ONNX Runtime compiles its own graph; tracing wants plain modules
             pipe.compile_()
         return pipe
-
-    def optimize_(self) -> "DepthPipeline":
-        self.depth = speed_up(self.depth)
-        if self.style is not None:
-            self.style = speed_up(self.style)
-        return self
 
     def compile_(self) -> "DepthPipeline":
         # Compiled per input shape; video frames share one, so only the first batch pays.
@@ -206,6 +199,12 @@ class DepthPipeline(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.depth.parameters()).device
+
+    @property
+    def engine(self) -> str:
+        """What runs run_prepared's networks: "onnxruntime" or "torch" (sizes that could not be
+        exported run on torch too, see depthda.infer.engine)."""
+        return "onnxruntime" if self.ort is not None else "torch"
 
     @property
     def use_style(self) -> bool:
@@ -326,10 +325,15 @@ class DepthPipeline(nn.Module):
             image = cv2.copyMakeBorder(image, 0, hp - hn, 0, wp - wn, cv2.BORDER_REPLICATE)
         return image
 
-    def run_prepared(self, prepared, height: int, width: int) -> np.ndarray:
-        """Prepared frames (B×hp×wp×3 uint8 or list) of inputs height×width → B×hn×wn metres (unscaled)."""
+    def run_prepared(self, prepared, height: int, width: int, threads: int | None = None) -> np.ndarray:
+        """Prepared frames (B×hp×wp×3 uint8 or list) of inputs height×width → B×hn×wn metres
+        (unscaled). `threads`: ONNX Runtime's intra-op threads (default: torch's thread count)."""
         hn, wn, _, _ = self.working_size(height, width)
         batch = prepared if isinstance(prepared, np.ndarray) else np.stack(prepared)
+        if self.ort is not None:
+            out = self.ort.run(batch, hn, wn, threads or torch.get_num_threads())
+            if out is not None:
+                return out
         # A B×H×W×3 array seen as Bx3xHxW is already channels_last: no copy before the device transfer.
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, non_blocking=True)
         with torch.inference_mode(), autocast(self.device, autocast_dtype(self.device)):

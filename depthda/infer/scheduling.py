@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from depthda.errors import DepthdaError
-from depthda.infer.fast import prepare_cpu_process
 from depthda.infer.pipeline import DepthPipeline
 
 # ---------------------------------------------------------------------------- overlapped stages
@@ -155,9 +154,11 @@ class FrameParallel:
     than a one-thread one. Whole frames per core need no barrier and, on an idle machine, are as
     fast as the multi-thread forward (bench: model_ablation).
 
-    Use as a context manager: entering sets torch's and OpenCV's thread counts for the run (and
-    the process-wide CPU settings, depthda.infer.fast.prepare_cpu_process, which stay) and starts
-    the workers; leaving stops them and restores the thread counts.
+    The same holds for ONNX Runtime (engine "onnxruntime"): each worker's run gets `threads`
+    intra-op threads, on the worker's own thread when that is one.
+
+    Use as a context manager: entering sets torch's and OpenCV's thread counts for the run and
+    starts the workers; leaving stops them and restores the thread counts.
     """
 
     def __init__(self, pipe: DepthPipeline, workers: int | None = None, threads_per_worker: int | None = None):
@@ -177,8 +178,6 @@ class FrameParallel:
             # OpenCV's own thread pool (resizes in prepare/finish) would compete with the model
             # workers for the same cores: one thread each for the run (bench: more frames/s).
             cv2.setNumThreads(1)
-            if self.pipe.device.type == "cpu":
-                prepare_cpu_process()  # after the thread count: NNPACK sizes its pool by it
             if self.workers > 1:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="depthda-model")
         except BaseException:
@@ -212,10 +211,10 @@ class FrameParallel:
             raise RuntimeError("FrameParallel runs frames only inside its `with` block")
         if self._pool is None:
             done = Future()
-            done.set_result(self.pipe.run_prepared(prepared, height, width))
+            done.set_result(self.pipe.run_prepared(prepared, height, width, self.threads))
             return PendingDepth([done])
         frames = np.asarray(prepared)
-        return PendingDepth([self._pool.submit(self.pipe.run_prepared, frames[i:i + 1], height, width)
+        return PendingDepth([self._pool.submit(self.pipe.run_prepared, frames[i:i + 1], height, width, self.threads)
                              for i in range(len(frames))])
 
 

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from depthda.errors import DepthdaError
+from depthda.utils.images import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # When the CPU also runs the networks every core a codec takes is one the model loses, so CPU runs
 # decode and encode on one thread each with x264's ultrafast preset: a fraction of veryfast's
 # encoding CPU per frame, for larger files (`depthda bench` shows the encode stage's time).
@@ -29,10 +29,6 @@ CPU_DECODER = {"threads": 1}
 CPU_ENCODER = {"preset": "ultrafast", "threads": 1}
 # Containers with a frame index: a decode that stops short of the indexed count means a damaged file.
 _INDEXED = (".mp4", ".mov", ".avi")
-
-
-def is_video_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

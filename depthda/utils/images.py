@@ -22,6 +22,14 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+# Here rather than in depthda.infer.video_io: the training data (depthda.data) recognises videos too.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+def is_video_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
 def to_rgb_uint8(img: np.ndarray, *, bgr: bool = True) -> np.ndarray:
     """Convert a decoded image (gray, gray+alpha, BGR/RGB, BGRA/RGBA; uint8/uint16/float) to RGB uint8."""
     img = np.asarray(img)
