@@ -77,7 +77,9 @@ def server(tmp_path_factory):
                TMPDIR=str(tmp))
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "depthda", "demo", "--port", str(port),
-                                 "--max-frames", str(MAX_FRAMES)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                                 "--max-frames", str(MAX_FRAMES)], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                # a test run started in the background inherits SIGINT ignored; Ctrl-C is what is tested
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while f"serving on {url}" not in log.read_text(errors="replace"):
