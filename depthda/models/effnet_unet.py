@@ -47,11 +47,6 @@ def _same_pad(kernel: int, stride: int) -> nn.ZeroPad2d:
     return nn.ZeroPad2d((lo, total - lo, lo, total - lo))
 
 
-def _conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> list[nn.Module]:
-    return [_same_pad(kernel, stride), nn.Conv2d(cin, cout, kernel, stride, groups=groups, bias=False),
-            nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM)]
-
-
 class _MBConv(nn.Module):
     """Inverted residual block: 1×1 expansion, depthwise k×k, 1×1 projection (Sandler et al. 2018)."""
 
@@ -99,7 +94,7 @@ class EffNetUNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, decoder: int = 16):
         super().__init__()
-        self._conv_stem = nn.Sequential(*_conv_bn(in_channels, STEM_CHANNELS, 3, 2)[:2])
+        self._conv_stem = nn.Sequential(_same_pad(3, 2), nn.Conv2d(in_channels, STEM_CHANNELS, 3, 2, bias=False))
         self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS, momentum=BN_MOMENTUM)
         blocks, cin = [], STEM_CHANNELS
         for repeats, kernel, stride, expand, cout in LITE0_STAGES:
