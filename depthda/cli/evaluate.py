@@ -14,6 +14,7 @@ from depthda.data.kitti import GT_KINDS
 from depthda.cli.predict import ENGINE_HELP, Engine
 from depthda.eval.baselines import BASELINES
 from depthda.eval.protocol import CROPS, PROTOCOLS, SCALINGS, named_protocol
+from depthda.eval.row_prior import DEFAULT_SHIFT
 from depthda.paths import SPLIT_NAMES
 
 eval_app = typer.Typer(help="Evaluate depth predictions against published protocols.", no_args_is_help=True,
@@ -132,17 +133,19 @@ def row_prior_command(
     inputs: list[Path] = typer.Argument(..., help="Images, or folders of them (searched recursively)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Pipeline folder (default: the shipped model)."),
     no_style: bool = typer.Option(False, "--no-style", help="Skip the style stage."),
-    shift: float = typer.Option(0.2, help="Vertical shift between the two crops, as a fraction of the height."),
+    shift: float = typer.Option(DEFAULT_SHIFT, help="Vertical shift between the two crops, as a fraction of the height."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """How much of the predicted depth follows the image row instead of the scene (0: the scene, 1: the row)."""
     from depthda.errors import DepthdaError
-    from depthda.eval.row_prior import row_prior
+    from depthda.eval.row_prior import check_shift, row_prior
     from depthda.infer import DepthPipeline
     from depthda.utils.images import list_images, read_rgb
 
-    if not 0 < shift < 0.5:
-        raise DepthdaError(f"--shift must be between 0 and 0.5, got {shift}")
+    try:
+        check_shift(shift)  # before the model loads
+    except ValueError as exc:
+        raise DepthdaError(f"--{exc}") from None
     files = [f for p in inputs for f in (list_images(p)[0] if p.is_dir() else [p])]
     if not files:
         raise DepthdaError("no images found in " + ", ".join(map(str, inputs)))

@@ -35,6 +35,12 @@ class RowPrior:
         return float(np.mean(self.per_frame))
 
 
+def check_shift(shift: float) -> None:
+    """The two crops must overlap: a shift of half the height or more leaves nothing to compare."""
+    if not 0 < shift < 0.5:
+        raise ValueError(f"shift must be between 0 and 0.5 of the height, got {shift}")
+
+
 def _log(depth: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(depth, np.float64), 1e-3))
 
@@ -48,8 +54,7 @@ def _scale_free_error(a: np.ndarray, b: np.ndarray) -> float:
 def frame_row_prior(predict: Callable[[np.ndarray], np.ndarray], frame: np.ndarray,
                     shift: float = DEFAULT_SHIFT) -> float:
     """The row prior of `predict` (H×W×3 RGB → H×W depth) on one frame."""
-    if not 0 < shift < 0.5:
-        raise ValueError(f"shift must be between 0 and 0.5 of the height, got {shift}")
+    check_shift(shift)
     h = frame.shape[0]
     s = max(1, round(shift * h))
     top = _log(predict(np.ascontiguousarray(frame[: h - s])))
