@@ -139,6 +139,27 @@ def test_obstacles_profile_adds_to_the_same_street():
         random_scene(0, profile="nope")
 
 
+def test_traffic_profile_fills_the_view_with_near_vehicles_from_varied_poses():
+    heights, pitches, rolls, near_traffic, near_obstacles = [], [], [], [], []
+    for seed in range(12):
+        obstacles, traffic = random_scene(seed, profile="obstacles"), random_scene(seed, profile="traffic")
+        assert traffic.prims[:len(obstacles.prims)] == obstacles.prims  # the same street and obstacles
+        assert sum(p.material == Mat.CAR_BODY for p in traffic.prims) > sum(
+            p.material == Mat.CAR_BODY for p in obstacles.prims)
+        heights.append(traffic.camera.height_m)
+        pitches.append(traffic.camera.pitch_deg)
+        rolls.append(traffic.camera.roll_deg)
+        if seed < 4:
+            # the upper half of the view, where the road seldom is: what stands there
+            near_traffic.append(float((render(traffic, (48, 160))[1][:24] < 10).mean()))
+            near_obstacles.append(float((render(obstacles, (48, 160))[1][:24] < 10).mean()))
+    assert 1.2 <= min(heights) and max(heights) <= 2.4 and max(heights) - min(heights) > 0.5
+    assert max(map(abs, pitches)) <= 6 and max(pitches) - min(pitches) > 4
+    assert max(map(abs, rolls)) <= 4 and max(rolls) - min(rolls) > 3
+    # queues: more of the upper view is nearer than 10 m than on the same streets without them
+    assert np.mean(near_traffic) > 1.5 * np.mean(near_obstacles), (near_traffic, near_obstacles)
+
+
 def test_jpeg_quality_changes_colour_not_depth():
     scene = random_scene(2)
     rgb, depth = render(scene, (48, 160))
