@@ -3,6 +3,7 @@ to the networks. "stretch" resizes straight to the training size (the authors' 1
 "keep_aspect" keeps the frame's shape at the training width and pads to the stride."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -117,30 +118,31 @@ def test_stretch_differs_from_keep_aspect(stretch, pipe):
     assert np.abs(stretch(frame) - pipe(frame)).mean() > 1e-3
 
 
-def test_config_without_the_field_keeps_the_aspect(tmp_path, ckpt):
-    dst = tmp_path / "old"
-    shutil.copytree(ckpt, dst)
-    path = dst / "depth" / "config.json"
-    config = json.loads(path.read_text())
-    del config["resize"]
-    path.write_text(json.dumps(config))
-    old = DepthPipeline.from_checkpoint(dst, device="cpu")
-    assert old.resize_policy == "keep_aspect"
-    assert old.working_size(352, 1216) == (37, 128, 64, 128)
-
-
-def test_unknown_policy_is_one_line(tmp_path, ckpt):
+@pytest.mark.parametrize("resize, message", [
+    (None, '"resize" is missing; add "resize": "keep_aspect"'),
+    ("squash", "resize must be one of keep_aspect, stretch, got 'squash'"),
+])
+def test_a_depth_config_without_a_known_policy_is_one_line(tmp_path, ckpt, resize, message):
     dst = tmp_path / "bad"
     shutil.copytree(ckpt, dst)
     path = dst / "depth" / "config.json"
     config = json.loads(path.read_text())
-    config["resize"] = "squash"
+    if resize is None:
+        del config["resize"]
+    else:
+        config["resize"] = resize
     path.write_text(json.dumps(config))
-    with pytest.raises(DepthdaError, match="resize must be one of keep_aspect, stretch, got 'squash'") as info:
+    with pytest.raises(DepthdaError, match=re.escape(message)) as info:
         load_exported(dst / "depth")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "config.json" in str(info.value)
     with pytest.raises(DepthdaError, match="resize"):
         DepthPipeline.from_checkpoint(dst, device="cpu")
+
+
+def test_the_shipped_model_keeps_a_kitti_frames_aspect():
+    # As it always has: 126 rows at 416 wide, padded to the stride (docs/inference.md, "Working resolution").
+    shipped = DepthPipeline.from_checkpoint(device="cpu", engine="torch")
+    assert shipped.resize_policy == "keep_aspect" and shipped.working_size(*KITTI_FRAME) == (126, 416, 128, 416)
 
 
 def test_export_under_stretch(tmp_path, stretch_ckpt, stretch):

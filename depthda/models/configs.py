@@ -12,12 +12,10 @@ import depthda
 from depthda.models import preset_args
 from depthda.models.depth_param import DepthParam
 
-# How inference fits a frame to the depth network (config.json "resize"; depthda.infer.pipeline):
-# "stretch" resizes straight to the training size H×W; "keep_aspect" resizes to the training width
-# at the frame's aspect ratio and pads to the stride. A config.json without the field (written
-# before it existed) means "keep_aspect", what inference always did until then.
+# How inference fits a frame to the depth network (config.json "resize", required in a depth
+# model's config; depthda.infer.pipeline): "stretch" resizes straight to the training size H×W;
+# "keep_aspect" resizes to the training width at the frame's aspect ratio and pads to the stride.
 RESIZE_POLICIES = ("keep_aspect", "stretch")
-LEGACY_RESIZE = "keep_aspect"
 PRESET_RESIZE = {
     # As the authors; kept at its aspect a KITTI frame is 309x1024, padded to 512 rows (stride 256).
     "paper": "stretch",
@@ -33,10 +31,14 @@ def _model_config(kind: str, arch: str, preset: str, size: tuple[int, int], **fi
 
 
 def resize_policy(depth_config: dict) -> str:
-    """A depth model's inference resize policy, from its config.json (LEGACY_RESIZE if absent)."""
-    policy = depth_config.get("resize", LEGACY_RESIZE)
+    """A depth model's inference resize policy, its config.json's "resize" (no default: a guess would
+    silently change every depth the model gives)."""
+    if "resize" not in depth_config:
+        raise ValueError('"resize" is missing; add "resize": "keep_aspect" (the small preset\'s) or '
+                         '"stretch" (the paper preset\'s) to its config.json')
+    policy = depth_config["resize"]
     if policy not in RESIZE_POLICIES:
-        raise ValueError(f"unknown resize policy {policy!r}; choose from {', '.join(RESIZE_POLICIES)}")
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {policy!r}")
     return policy
 
 
@@ -46,11 +48,11 @@ def depth_model_config(preset: str = "small", size: tuple[int, int] = (128, 416)
     """`focal_px`: horizontal focal length, in pixels at the training width, of the training camera;
     `resize`: the inference resize policy (None: the preset's, PRESET_RESIZE); `arch`: the network."""
     depth_param = depth_param or DepthParam()
-    resize = resize or PRESET_RESIZE.get(preset, LEGACY_RESIZE)
-    if resize not in RESIZE_POLICIES:
-        raise ValueError(f"unknown resize policy {resize!r}; choose from {', '.join(RESIZE_POLICIES)}")
-    return _model_config("depth", arch, preset, size, depth_param=depth_param.to_dict(),
-                         focal_px=None if focal_px is None else float(focal_px), resize=resize, **extra)
+    config = _model_config("depth", arch, preset, size, depth_param=depth_param.to_dict(),
+                           focal_px=None if focal_px is None else float(focal_px),
+                           resize=resize or PRESET_RESIZE.get(preset), **extra)
+    resize_policy(config)
+    return config
 
 
 def style_model_config(preset: str = "small", size: tuple[int, int] = (128, 416), **extra) -> dict:

@@ -18,7 +18,7 @@ from torch import nn
 
 from depthda.errors import DepthdaError
 from depthda.models.batch_norm import BATCH_NORM_MODES
-from depthda.models.configs import RESIZE_POLICIES
+from depthda.models.configs import resize_policy
 from depthda.models.depth_param import DepthParam
 
 # Per architecture: argument → (type, lowest, highest) or a tuple of allowed values. The ranges
@@ -33,7 +33,7 @@ ARG_BOUNDS: dict[str, dict[str, tuple]] = {
     "patchgan": {"in_channels": CHANNELS, "base": (int, 1, 1024), "n_layers": (int, 1, 8),
                  "norm": ("instance", "batch", "none")},
 }
-MAX_SIDE = 4096  # pixels: a training resolution beyond this is a typo, not a plan (16384 grew past 10 GB)
+MAX_SIDE = 4096  # pixels: a training resolution beyond this is a typo, not a plan
 # Weights are stored as floats (batch norm's step counter as int64); other integer or boolean
 # tensors are not a trained network's.
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -101,8 +101,11 @@ def check_config(config, source: str) -> dict:
             raise _fail(source, f"focal_px must be a positive number of pixels (or null), got {focal!r}")
     if config.get("batch_norm") is not None and config["batch_norm"] not in BATCH_NORM_MODES:
         raise _fail(source, f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {config['batch_norm']!r}")
-    if "resize" in config and config["resize"] not in RESIZE_POLICIES:
-        raise _fail(source, f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {config['resize']!r}")
+    if config.get("kind") == "depth" or "resize" in config:
+        try:
+            resize_policy(config)
+        except ValueError as exc:
+            raise _fail(source, str(exc)) from None
     if "depth_param" in config:
         try:
             DepthParam.from_dict(config["depth_param"])
