@@ -1,12 +1,11 @@
 """`depthda data prepare`: copies of a SYNTHIA root that a loader worker reads several times faster,
 giving the same training samples.
 
-Where the time goes (one core, a 760×1280 SYNTHIA frame; `depthda bench data` measures it):
-inflating the 8-bit RGB PNG (~20 ms) and the 16-bit 3-channel depth PNG (~30 ms) costs about
-three quarters of a sample, the resize (and, on half the samples, the colour jitter) most of the
-rest. OpenCV's reduced decoding (IMREAD_REDUCED_*) does not help: for PNG it decodes the whole
-image and then shrinks it (by 2 gives 640 columns, too few for a 1024-wide view), bilinearly,
-which would also invent depths. Nor do OpenCV threads in a worker (`depthda bench data`'s
+Where the time goes (`depthda bench data` measures it per stage; numbers in docs/speed.md):
+inflating the RGB and the 16-bit 3-channel depth PNG is most of a sample, the resize (and, on half
+the samples, the colour jitter) most of the rest. OpenCV's reduced decoding (IMREAD_REDUCED_*)
+does not help: for PNG it decodes the whole image and then shrinks it (by 2 gives 640 columns,
+too few for a 1024-wide view), bilinearly, which would also invent depths. Nor do OpenCV threads in a worker (`depthda bench data`'s
 originals-cv2-threads): workers already fill the cores. The copies made here keep SYNTHIA's
 layout, file names and encodings, so SynthiaDataset reads them unchanged:
 
@@ -23,8 +22,8 @@ Sizes, chosen by (`size`, `view`), the training size and view the copies are for
   view "crop"      every frame shrunk, aspect ratio exactly kept, to the smallest size that still
                    covers `size` at the largest random zoom (augment.MAX_ZOOM), plus rounding,
                    if that saves at least a quarter of the pixels (e.g. 760×1280 -> 285×480 for
-                   128×416; for 256×1024 it would be 703×1184, which measured no faster, so
-                   frames keep their resolution and the samples stay identical).
+                   128×416; for 256×1024 it would be 703×1184, too few pixels saved to load
+                   faster, so frames keep their resolution and the samples stay identical).
                    The random draws, crop windows, flips and focal lengths are those of the
                    originals (the resized size is computed from the same ratio, so it agrees
                    unless a float product lands within ~1e-13 of a rounding tie); pixels are resampled twice (source -> copy -> view) instead of once,
@@ -91,8 +90,7 @@ def frame_size_for(source: tuple[int, int], size: tuple[int, int] | None, view: 
     unit_h, unit_w = height // g, width // g
     k = max(-(-need_h // unit_h), -(-need_w // unit_w))
     if (k * unit_h) * (k * unit_w) > MIN_SAVING * height * width:
-        # Too little to gain (measured: 703×1184 for 256×1024 loads no faster than 760×1280)
-        # for giving up identical samples: keep the resolution.
+        # Too few pixels saved to load faster (docs/speed.md) for giving up identical samples.
         return height, width
     return k * unit_h, k * unit_w
 

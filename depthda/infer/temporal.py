@@ -18,13 +18,9 @@ per frame near the car; the blend lags such real changes by about keep / (1 − 
 their size, which is why `keep` stays moderate (see `depthda eval video` for both effects).
 
 Cost: on a CPU the networks keep every core busy, so each millisecond the filter spends is taken
-from them on whichever thread it runs; it is kept small instead (~2.5 ms per 416×234 frame on one
-core, half of it DIS, where it took ~4.5 ms with the FAST preset): the ULTRAFAST preset (FAST
-without the variational refinement, which took more than half of the flow's time, and with 12
-instead of 16 patch-search iterations; on the shipped clip the temporal error goes from 0.0277 to
-0.0281, and on the shipped KITTI frames abs_rel stays at most 0.003 above per-frame), one
-sampling map for both warps, and in-place arithmetic that computes bit for bit what the plain
-expressions do.
+from them; hence the ULTRAFAST preset (DIS without the variational refinement, which is most of
+the flow's time), one sampling map for both warps, and in-place arithmetic that computes bit for
+bit what the plain expressions do. What it costs and what the preset gives up: docs/speed.md.
 """
 
 from __future__ import annotations
@@ -40,8 +36,8 @@ import numpy as np
 class TemporalSettings:
     keep: float = 0.7             # weight of the warped history where the warp explains the image
     tolerance: float = 8.0        # grey levels (of 255): brightness disagreement at which history fades out
-    # DIS preset: ULTRAFAST (no variational refinement) costs half of FAST, which the filter used
-    # before, for the same steadiness within 0.0005 (module docstring).
+    # DIS preset: ULTRAFAST skips the variational refinement, which costs more time than it buys
+    # steadiness (docs/speed.md).
     flow_preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
     def __post_init__(self):
