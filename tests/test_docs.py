@@ -179,7 +179,7 @@ def test_every_fenced_line_that_names_depthda_is_read_as_a_command():
     assert unparsed == []
     # README's two commands and a good share of the docs' are found at all.
     readme = {c.line for c in all_commands() if c.where.startswith("README.md")}
-    assert {"depthda predict data/samples/dashcam_3s.mp4 -o outputs/dashcam_depth.mp4"} < readme
+    assert [line.split()[1] for line in sorted(readme)] == ["eval", "predict"]
     assert len(all_commands()) >= 40
 
 
