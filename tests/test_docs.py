@@ -234,3 +234,26 @@ def test_self_contained_command_runs_as_documented(line, tmp_path, monkeypatch, 
 @pytest.mark.parametrize("line", RUN_SLOW, ids=lambda line: " ".join(line.split()[1:3]))
 def test_longer_self_contained_command_runs_as_documented(line, tmp_path, monkeypatch, onnx_cache):
     run_as_documented(line, RUN_SLOW[line], tmp_path, monkeypatch, onnx_cache)
+
+
+# ---------------------------------------------------------------------------- links
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_in_readme_and_docs_reaches_its_file_and_heading():
+    broken = []
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            if not linked.exists():
+                broken.append(f"{path.name}: {target} (no such file)")
+            elif anchor and anchor not in {github_anchor(h) for h in
+                                           re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)}:
+                broken.append(f"{path.name}: {target} (no such heading)")
+    assert broken == []
