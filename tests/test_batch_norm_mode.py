@@ -29,6 +29,7 @@ def per_image_ckpt(tmp_path, ckpt):
     return with_batch_norm(tmp_path, ckpt, "per_image")
 
 
+@pytest.mark.slow
 def test_per_image_mode_is_batch_norm_in_training_mode_on_one_image(per_image_ckpt, ckpt):
     torch.manual_seed(0)
     x = torch.rand(2, 3, 64, 128) * 2 - 1

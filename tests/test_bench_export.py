@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")]
 
 
+@pytest.mark.slow
 def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
     out = tmp_path / "bench.json"
     assert run(["bench", "--frames", "4", "--checkpoint", str(ckpt), "--json", str(out), "--rounds", "1",
@@ -53,6 +54,7 @@ def test_bench_reports_speed_stages_flops_and_agreement(tmp_path, ckpt, capsys):
     assert "speedup" in out and "onnxruntime" in out and "of peak" in out
 
 
+@pytest.mark.slow
 def test_bench_ablation_lists_each_engine(ckpt):
     frames, _ = read_frames(sample_video(), 2)
     pipes = {e: DepthPipeline.from_checkpoint(ckpt, device="cpu", engine=e) for e in ("onnxruntime", "torch")}
@@ -65,6 +67,7 @@ def test_bench_ablation_lists_each_engine(ckpt):
                for row in one)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
 def test_export_matches_pytorch(tmp_path, ckpt, fmt, suffix, capsys):
     out = tmp_path / f"model{suffix}"
@@ -84,6 +87,7 @@ def test_export_matches_pytorch(tmp_path, ckpt, fmt, suffix, capsys):
     assert np.abs(got - ref).max() < 1e-3 * ref.max()
 
 
+@pytest.mark.slow
 def test_export_float_input_and_returned_difference(tmp_path, ckpt):
     r = export_pipeline("torchscript", tmp_path / "f.pt", checkpoint=ckpt, size=(40, 60), input_type="float")
     assert r.max_abs_diff < 1e-4 and r.size == (40, 60)

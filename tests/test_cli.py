@@ -46,6 +46,7 @@ def test_usage_errors_show_usage_and_exit_2(args, message):
     assert "Usage: depthda" in r.stderr + r.stdout
 
 
+@pytest.mark.slow
 def test_user_error_is_one_line_and_exit_1(tmp_path):
     r = depthda("predict", tmp_path / "missing.png", "-o", tmp_path / "out.png")
     assert r.returncode == 1
@@ -86,6 +87,7 @@ def _interrupt_when(proc, ready, what):
     return proc.returncode, err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_predict_exits_130_and_writes_nothing(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -98,6 +100,7 @@ def test_ctrl_c_during_predict_exits_130_and_writes_nothing(tmp_path):
     assert list(out_dir.iterdir()) == []  # no output, no staging file or folder left behind
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_exits_130_and_keeps_no_partial_file(tmp_path):
     from train_fixtures import make_synthia
 
@@ -158,6 +161,7 @@ def test_one_image_is_written_in_the_singular(tmp_path, ckpt, capsys):
     assert "wrote 1 image to" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_loader_workers_are_capped_by_the_cpus(tmp_path):
     from train_fixtures import make_synthia
 
@@ -169,6 +173,7 @@ def test_loader_workers_are_capped_by_the_cpus(tmp_path):
     assert "worker processes in total" not in r.stderr  # PyTorch's "more workers than CPUs" warning
 
 
+@pytest.mark.slow
 def test_docs_python_api_example_runs(tmp_path, monkeypatch):
     """docs/inference.md's Python API block, run as written from the repo root."""
     doc = (REPO / "docs" / "inference.md").read_text()

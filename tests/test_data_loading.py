@@ -137,6 +137,7 @@ def test_frame_sizes_for_training_sizes():
     assert frame_size_for((760, 1280), (700, 1200), "crop") == (760, 1280)  # never enlarged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,view", [(None, None), (SIZE, "whole")])
 def test_prepared_copies_give_identical_samples(tmp_path, synthia, size, view):
     out = tmp_path / "prepared"
@@ -234,6 +235,7 @@ def test_dataset_refuses_copies_made_for_another_size_or_view(tmp_path, synthia)
         SynthiaDataset(out, split="all", size=SIZE, view="whole")
 
 
+@pytest.mark.slow
 def test_prepare_keeps_seqs_layout_intrinsics_and_runs_in_parallel(tmp_path):
     src = make_synthia_root(tmp_path / "seqs", count=4, layout="seqs")
     (src / "intrinsics.json").write_text(json.dumps({"fx": 200.0, "width": 256}))
@@ -405,6 +407,7 @@ def test_bench_data_bad_inputs_are_one_line_errors(tmp_path, capsys):
         assert message in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_parallel_prepare_stops_the_workers_and_leaves_nothing(tmp_path):
     """A real SIGINT, as from a terminal, while two worker processes write into the staging folder."""
     import shutil

@@ -25,6 +25,9 @@ from safetensors.torch import load_file
 from depthda.models.weights import load_exported
 from train_fixtures import depth_args, make_synthia, style_args
 
+# Whole training runs (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 STEPS, STOP = 4, 2
 
 

@@ -18,6 +18,9 @@ import pytest
 from depthda.cli import run
 from test_predict import read_video
 
+# A web server driven by a browser (the quick loop leaves it out; CI runs it).
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

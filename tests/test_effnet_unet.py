@@ -15,6 +15,7 @@ from depthda.models.weights import load_exported
 from train_fixtures import depth_args, make_synthia
 
 
+@pytest.mark.slow
 def test_imagenet_weights_cover_the_encoder_and_recognise_a_truck(tmp_path):
     model = EffNetUNet()
     load_imagenet_encoder(model)
@@ -41,6 +42,7 @@ def test_imagenet_weights_cover_the_encoder_and_recognise_a_truck(tmp_path):
     assert 867 in logits.topk(3).indices[0].tolist()
 
 
+@pytest.mark.slow
 def test_encoder_batch_norms_keep_imagenet_statistics_while_training():
     model = EffNetUNet()
     load_imagenet_encoder(model)
@@ -62,6 +64,7 @@ def test_output_shape_range_and_stride():
         model(torch.zeros(1, 3, 64, 150))
 
 
+@pytest.mark.slow
 def test_trains_exports_and_predicts(tmp_path):
     data = make_synthia(tmp_path / "synthia", count=6)
     out = tmp_path / "run"

@@ -52,6 +52,7 @@ def shipped_pipes():
             for e in ("onnxruntime", "torch")}
 
 
+@pytest.mark.slow
 def test_onnxruntime_agrees_with_torch_within_1cm_on_real_frames(shipped_pipes, onnx_cache):
     ort, ref = shipped_pipes["onnxruntime"], shipped_pipes["torch"]
     assert (ort.engine, ref.engine) == ("onnxruntime", "torch")
@@ -137,6 +138,7 @@ def test_engine_choices(ckpt, capsys):
     assert run(["predict", "x.png", "-o", "y.png", "--engine", "tensorrt"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scaling", ["none", "median"])
 def test_eval_kitti_gives_the_same_metrics_with_either_engine(tmp_path, scaling, monkeypatch):
     monkeypatch.setenv("DEPTHDA_CACHE", str(tmp_path / "cache"))  # empty: shows that eval made and ran a graph

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from depthda.cli import run
 from depthda.data.kitti import read_split
@@ -25,6 +26,7 @@ def test_focals_come_from_each_drives_calibration():
     assert calibrated_focals(frames, REPO / "no-such-root") == [None] * len(frames)
 
 
+@pytest.mark.slow
 def test_a_model_from_another_camera_is_rescaled_to_the_frame_camera(tmp_path):
     ckpt = init_checkpoint(tmp_path / "ckpt", size=(64, 192), seed=5)
     config_path = ckpt / "depth" / "config.json"

@@ -182,6 +182,7 @@ def test_empty_frames_are_skipped_and_all_empty_fails():
 
 
 # ---------------------------------------------------------------- CLI end to end
+@pytest.mark.slow
 def test_cli_end_to_end_with_exported_gt_json_csv_and_plots(raw_root, tiny_split, tmp_path, capsys):
     preds = np.stack([plausible_prediction((192, 640), i) for i in range(7)])
     np.save(tmp_path / "p.npy", preds)
@@ -258,6 +259,7 @@ def test_missing_files_counted_with_first_path(raw_root, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- cost
+@pytest.mark.slow
 def test_697_frames_from_exported_gt_read_each_file_once(tmp_path, monkeypatch):
     """The Eigen split's size with KITTI-sized sparse ground truth, read from an exported file."""
     frames = read_split(Path(__file__).resolve().parents[1] / "data/splits/eigen_test_files.txt")
@@ -310,6 +312,7 @@ def test_ground_plane_baseline_formula_and_cli(raw_root, tiny_split, tmp_path):
     assert plane["abs_rel"] < constant["abs_rel"]  # the road is the strongest cue
 
 
+@pytest.mark.slow
 def test_checkpoint_runs_the_pipeline_and_matches_saved_predictions(raw_root, tiny_split, tmp_path):
     from depthda.infer.pipeline import DepthPipeline
     from depthda.models.random_pipeline import init_checkpoint

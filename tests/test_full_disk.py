@@ -44,6 +44,7 @@ def test_a_checkpoint_that_does_not_fit_keeps_the_previous_one(small_disk):
     assert path.read_bytes() == before and sorted(p.name for p in small_disk.iterdir()) == ["checkpoint.pt"]
 
 
+@pytest.mark.slow
 def test_an_export_that_cannot_fit_is_refused_before_writing(small_disk, ckpt, capsys):
     big = small_disk / "filler"
     big.write_bytes(b"\0" * 200_000)

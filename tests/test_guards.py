@@ -128,6 +128,7 @@ def test_every_command_refuses_to_overwrite_its_inputs(world, capsys, args, need
 PROCESS_CASES = ["eval-json-over-gt-png", "export-over-depth-weights", "synth-overwrite-foreign-folder"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROCESS_CASES)
 def test_refusals_as_real_processes(world, name):
     _, args, needle = next(c for c in CASES if c[0] == name)
@@ -162,6 +163,7 @@ def test_a_failing_folder_prediction_keeps_both_earlier_output_folders(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "out_depth"]
 
 
+@pytest.mark.slow
 def test_a_staging_folder_removed_mid_run_is_never_swapped_in(tmp_path, ckpt, capsys):
     """The issue's `rm -rf` of the output's parent mid-run: writers re-create the staging folder
     with only the later files; the count before the swap catches it."""

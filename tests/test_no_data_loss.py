@@ -67,6 +67,7 @@ def test_folder_outputs_never_alias_the_input_folder(tmp_path, ckpt, capsys):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_folder_output_is_replaced_whole_and_foreign_files_are_protected(tmp_path, ckpt, capsys):
     src = folder_with(tmp_path, "in", FRAME, "f.png")
     out = tmp_path / "out"
@@ -155,6 +156,7 @@ def test_truncated_gt_file_and_non_utf8_split_are_one_line(tmp_path, capsys):
     one_error_line(capsys, "not UTF-8")
 
 
+@pytest.mark.slow
 def test_killed_predict_leaves_temporaries_that_the_next_run_removes(tmp_path, ckpt):
     import signal
     import time

@@ -22,6 +22,9 @@ import pytest
 from depthda.infer.pipeline import DepthPipeline
 from train_fixtures import make_synthia
 
+# Whole training runs (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 KITTI = REPO / "data" / "kitti" / "raw" / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data"
 PAPER_EXAMPLES = REPO / "tests" / "data" / "paper_examples"  # real frames; drive 0023 is an Eigen test drive

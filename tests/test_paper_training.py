@@ -69,6 +69,7 @@ class _Recorded(Dataset):
         return item
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_each_critic_step_takes_its_own_batch_and_the_generator_another(synthia, tmp_path, fresh):
     steps, critic_steps, batch = 3, 3, 2
@@ -111,6 +112,7 @@ def same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
+@pytest.mark.slow
 def test_fresh_batches_resume_exactly(synthia, tmp_path):
     cfg = config_file(tmp_path, view="whole", fresh_critic_batches=True, init="normal")
 
@@ -134,6 +136,7 @@ def test_fresh_batches_resume_exactly(synthia, tmp_path):
     assert not same_weights(weights(straight), weights(wrong))
 
 
+@pytest.mark.slow
 def test_checkpoint_without_the_count_resumes_a_one_batch_run_exactly(synthia, tmp_path):
     cfg = config_file(tmp_path, fresh_critic_batches=False)
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -171,6 +174,7 @@ def assert_normal_init(net: nn.Module, expect_norms: bool) -> None:
         assert not any(m.bias.detach().any() for m in norms)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper", "small"])
 def test_normal_init_statistics_of_every_network(preset):
     torch.manual_seed(0)
@@ -204,6 +208,7 @@ def test_tasks_initialise_their_networks_as_configured(synthia, test_data, tmp_p
 
 
 # ------------------------------------------------------------ the resize policy a run records
+@pytest.mark.slow
 def test_a_run_records_its_resize_policy_and_inference_uses_it(synthia, tmp_path):
     default, stretched = tmp_path / "default", tmp_path / "stretched"
     assert run(depth_args(synthia, default, 1)) == 0

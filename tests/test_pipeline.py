@@ -39,7 +39,8 @@ def test_working_size_keeps_aspect_and_pads_to_stride(pipe):
         pipe.working_size(100000, 10)
 
 
-@pytest.mark.parametrize("shape", [(8, 8, 3), (1, 1, 3), (5, 7), (9, 13, 4), (31, 3, 3)])
+@pytest.mark.parametrize("shape", [(8, 8, 3), (1, 1, 3), (5, 7), (9, 13, 4),
+                                   pytest.param((31, 3, 3), marks=pytest.mark.slow)])
 def test_tiny_and_odd_images_work(pipe, shape):
     img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     depth = pipe(img)

@@ -16,6 +16,9 @@ import pytest
 
 from depthda.infer.distributed_predict import split_frames
 
+# torchrun launches of several processes (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 KITTI_FRAMES = "kitti/raw/2011_09_26/2011_09_26_drive_0023_sync/image_02/data"
 
 

@@ -145,6 +145,7 @@ def test_the_shipped_model_keeps_a_kitti_frames_aspect():
     assert shipped.resize_policy == "keep_aspect" and shipped.working_size(*KITTI_FRAME) == (126, 416, 128, 416)
 
 
+@pytest.mark.slow
 def test_export_under_stretch(tmp_path, stretch_ckpt, stretch):
     # Default size: the training size, where the graph's resize is the identity.
     r = export_pipeline("torchscript", tmp_path / "default.pt", checkpoint=stretch_ckpt)

@@ -37,6 +37,7 @@ def test_shift_must_leave_an_overlap():
         frame_row_prior(scene_follower, read_rgb(FRAME), shift=0.5)
 
 
+@pytest.mark.slow
 def test_cli_on_the_shipped_model():
     out = subprocess.run([sys.executable, "-m", "depthda", "eval", "row-prior", FRAME, "--no-style"],
                          capture_output=True, text=True)

@@ -36,6 +36,7 @@ def _terminate_when(proc, ready) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["predict", "synth"])
 def test_sigterm_exits_143_and_leaves_nothing(tmp_path, ckpt, command):
     out_dir = tmp_path / "out"
@@ -50,6 +51,7 @@ def test_sigterm_exits_143_and_leaves_nothing(tmp_path, ckpt, command):
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sigterm_to_prepare_stops_its_workers(tmp_path):
     from train_fixtures import make_synthia
 
@@ -82,6 +84,7 @@ def test_sigterm_to_prepare_stops_its_workers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
+@pytest.mark.slow
 def test_native_library_noise_is_silenced_unless_verbose(tmp_path):
     clip = tmp_path / "no_header.mp4"
     clip.write_bytes(SAMPLE.read_bytes()[-150_000:])  # the moov atom is gone: FFmpeg complains
@@ -96,6 +99,7 @@ def test_native_library_noise_is_silenced_unless_verbose(tmp_path):
     assert loud.returncode == 1 and "moov atom not found" in loud.stderr
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_pipe_is_not_an_error(tmp_path, ckpt):
     proc = subprocess.Popen([sys.executable, "-m", "depthda", "predict", FRAME, "-o", tmp_path / "o.png",
                              "--checkpoint", ckpt], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -105,6 +109,7 @@ def test_a_closed_stdout_pipe_is_not_an_error(tmp_path, ckpt):
     assert err == "" and (tmp_path / "o.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_progress_bars_stay_off_a_non_terminal_stderr(tmp_path, ckpt):
     r = subprocess.run([sys.executable, "-m", "depthda", "synth", "--out", tmp_path / "d", "--count", "2",
                         "--size", "32x64", "--device", "cpu"], capture_output=True, text=True)

@@ -13,6 +13,9 @@ from depthda.data.unpaired import random_resize_crop, read_video_frames, to_tens
 from depthda.train.style_distance import format_report, style_distance, translation_report
 from depthda.utils.images import read_rgb
 
+# Style distances of whole image sets (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 SIZE = (128, 416)
 
 

@@ -139,6 +139,7 @@ def test_obstacles_profile_adds_to_the_same_street():
         random_scene(0, profile="nope")
 
 
+@pytest.mark.slow
 def test_traffic_profile_fills_the_view_with_near_vehicles_from_varied_poses():
     heights, pitches, rolls, near_traffic, near_obstacles = [], [], [], [], []
     for seed in range(12):
@@ -189,6 +190,7 @@ def render_work(seed: int, size: tuple[int, int]) -> CountTensorWork:
     return work
 
 
+@pytest.mark.slow
 def test_render_cost_at_training_size_is_linear_in_pixels():
     # Work counted, not timed, so the check does not depend on the machine or on what else runs.
     # The renderer is vectorised over pixels: the same tensor operations at any size (a per-pixel

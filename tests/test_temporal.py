@@ -151,6 +151,7 @@ def test_filter_follows_a_moving_object_instead_of_smearing_it():
     assert not np.median(smeared[45:75, x - 12:x - 2]) == pytest.approx(20.0, rel=0.05)
 
 
+@pytest.mark.slow
 def test_eval_video_cli_reports_both_outputs(tmp_path, ckpt, capsys):
     import json
 
@@ -186,6 +187,7 @@ def test_first_frame_and_reset_pass_depth_through_unchanged():
         filt(frames[0], depths[0][:10])
 
 
+@pytest.mark.slow
 def test_eval_kitti_smooth_filters_runs_of_consecutive_frames(tmp_path, ckpt, capsys):
     from pathlib import Path
 

@@ -17,6 +17,9 @@ from depthda.cli import run
 from depthda.data.synthia import SynthiaDataset
 from train_fixtures import depth_args, make_synthia, style_args
 
+# Whole training runs (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def synthia(tmp_path_factory):

@@ -11,6 +11,9 @@ from depthda.models.weights import load_exported
 from train_fixtures import depth_args as args
 from train_fixtures import make_synthia
 
+# Whole training runs (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def synthia(tmp_path_factory):

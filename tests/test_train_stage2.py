@@ -7,6 +7,9 @@ from depthda.models.weights import load_exported
 from train_fixtures import make_synthia
 from train_fixtures import style_args as args
 
+# Whole training runs (the quick loop leaves them out; CI runs them).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def synthia(tmp_path_factory):
