@@ -12,7 +12,7 @@ COPY checkpoints ./checkpoints
 COPY data ./data
 # A regular (non-editable) install, as from a package index: the wheel carries the default model,
 # the sample clip and the split lists. torch comes from the base image; pyproject's range accepts
-# it, so pip keeps it. /opt/depthda/data stays for the README's example paths.
+# it, so pip keeps it. /opt/depthda/data stays for the example paths of docs/inference.md (Docker).
 RUN pip install .
 
 VOLUME ["/data", "/outputs"]
