@@ -1,7 +1,7 @@
 """Training configuration. Defaults reproduce the paper; each deviation says why.
 
 A field with a `help` text is a command-line option of `depthda train-stage1/2` (the depth and
-style tasks): depthda/cli/train.py builds the flag, its help and the default it shows from the field.
+style tasks): its flag in depthda/cli/train.py shows that help and the field's default.
 """
 
 from __future__ import annotations
@@ -59,15 +59,15 @@ class TrainConfig:
     init: str | None = None
 
     def __post_init__(self):
-        from depthda.models.init import INITS  # torch: not imported until a run is configured
-
-        check_fields(self)
+        check_fields(self)  # first: a mistyped value is refused before torch is imported
         defaults = PRESET_DEFAULTS.get(self.preset)
         if defaults is None:
             raise DepthdaError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESET_DEFAULTS)}")
         for name, value in defaults.items():
             if hasattr(self, name) and getattr(self, name) is None:
                 setattr(self, name, value)
+        from depthda.models.init import INITS
+
         _check_choice("init", self.init, INITS)
 
 
@@ -110,10 +110,10 @@ class DepthConfig(TrainConfig):
     resize: str | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         from depthda.data.augment import VIEWS
         from depthda.models.configs import PRESET_RESIZE, RESIZE_POLICIES
 
-        super().__post_init__()
         if self.resize is None:
             self.resize = PRESET_RESIZE[self.preset]
         _check_choice("view", self.view, VIEWS)
