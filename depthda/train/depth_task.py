@@ -50,6 +50,8 @@ class DepthTask:
             raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
         self.param = DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
+        # Depth from here on is the cap (SYNTHIA's far field and sky): no metric depth to learn or judge.
+        self.capped_from = cfg.max_depth * 0.999
         self.train_set = SynthiaDataset(cfg.data_root, split="train", size=tuple(cfg.size), augment=True,
                                         max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                         view=cfg.view)
@@ -117,7 +119,7 @@ class DepthTask:
         rgb, depth = batch["rgb"], batch["depth"]
         # A crop zoomed by z looks like the scene seen from z times nearer through the nominal camera,
         # so its depth target is scaled by 1/z; the network then learns one metric camera.
-        far = depth >= self.cfg.max_depth * 0.999  # capped sky/far field stays at the cap
+        far = depth >= self.capped_from  # stays at the cap
         depth = torch.where(far, depth, depth * (self.focal_px / batch["focal_px"]).view(-1, 1, 1, 1))
         return rgb, self.param.encode(depth), (depth > 0).float()
 
@@ -199,7 +201,7 @@ class DepthTask:
             pred = self.predict(b["rgb"]).cpu().numpy()[:, 0]
             gt = b["depth"].numpy()[:, 0]
             for p, g in zip(pred, gt):
-                mask = (g > 0) & (g < self.cfg.max_depth * 0.999)  # capped far field/sky carries no depth signal
+                mask = (g > 0) & (g < self.capped_from)
                 if mask.sum() >= 10:
                     per_image.append(compute_depth_metrics(g[mask], np.clip(p[mask], 1e-3, self.cfg.max_depth)))
         if not per_image:
