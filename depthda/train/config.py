@@ -17,17 +17,11 @@ from depthda.errors import DepthdaError
 
 # The paper-faithful training options whose default depends on --preset: a field left None takes
 # its preset's value here ("resize": depthda.models.configs.PRESET_RESIZE, which random-weight
-# models use too). "paper" is the published recipe; "small" keeps what measured better on CPU
-# (short stage-1 runs on `depthda synth` data, compared by validation abs_rel).
+# models use too). "paper" is the published recipe; "small" keeps what validated better in short
+# CPU runs of stage 1 (docs/training.md gives the measurements).
 PRESET_DEFAULTS: dict[str, dict[str, object]] = {
     "paper": {"init": "normal", "view": "whole", "fresh_critic_batches": True},
-    # Measured (150 steps, batch 8, 128x416, 300 `depthda synth` frames): mean val abs_rel / RMSE
-    # at steps 100 and 150, each option against crops + a shared critic batch + PyTorch's init.
-    "small": {
-        "init": "default",             # N(0, 0.02) measured worse here: abs_rel 0.68 vs 0.56, RMSE 13.9 vs 12.1 m
-        "view": "whole",               # as the paper: abs_rel 0.55 vs crops' 0.56, RMSE 11.8 vs 12.1 m
-        "fresh_critic_batches": True,  # as the paper: abs_rel 0.51 vs a shared batch's 0.56; 37 % more CPU/step
-    },
+    "small": {"init": "default", "view": "whole", "fresh_critic_batches": True},
 }
 
 

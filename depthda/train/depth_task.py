@@ -246,7 +246,8 @@ class DepthTask:
     def compat(self) -> dict:
         return {"stage": self.name, "preset": self.cfg.preset, "size": list(self.cfg.size),
                 "depth_param": self.param.to_dict(),
-                **({"arch": self.cfg.arch} if self.cfg.arch != "unet" else {})}  # runs from before the field resume
+                # A unet run records no arch (its checkpoints never did), so they all still resume.
+                **({"arch": self.cfg.arch} if self.cfg.arch != "unet" else {})}
 
     def export_model(self) -> nn.Module:
         return unwrap(self.inference_generator)
