@@ -42,10 +42,12 @@ Size = Annotated[Optional[str], typer.Option("--size", help=_help(TrainConfig, "
 Preset = Annotated[Optional[str], typer.Option("--preset", help=_help(TrainConfig, "preset"))]
 Seed = Annotated[Optional[int], typer.Option("--seed", help=_help(TrainConfig, "seed"))]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")]
-Config = Annotated[Optional[Path], typer.Option("--config", help="JSON or TOML file of settings (see depthda/train/config.py).")]
+Config = Annotated[Optional[Path], typer.Option(
+    "--config", help="JSON or TOML file of settings (see depthda/train/config.py).")]
 Device = Annotated[Optional[str], typer.Option("--device", help=_help(TrainConfig, "device"))]
 NumWorkers = Annotated[Optional[int], typer.Option("--num-workers", help=_help(TrainConfig, "num_workers"))]
-CheckpointEvery = Annotated[Optional[int], typer.Option("--checkpoint-every", help=_help(TrainConfig, "checkpoint_every"))]
+CheckpointEvery = Annotated[Optional[int], typer.Option(
+    "--checkpoint-every", help=_help(TrainConfig, "checkpoint_every"))]
 ValEvery = Annotated[Optional[int], typer.Option("--val-every", help=_help(TrainConfig, "val_every"))]
 StopAt = Annotated[Optional[int], typer.Option("--stop-at", help=_help(TrainConfig, "stop_at"))]
 NoAmp = Annotated[bool, typer.Option("--no-amp", help="Disable mixed precision on CUDA.")]
@@ -66,10 +68,12 @@ def train_stage1(
     num_workers: NumWorkers = None,
     checkpoint_every: CheckpointEvery = None,
     val_every: ValEvery = None,
-    critic_steps: Annotated[Optional[int], typer.Option("--critic-steps", help=_help(DepthConfig, "critic_steps"))] = None,
+    critic_steps: Annotated[Optional[int], typer.Option(
+        "--critic-steps", help=_help(DepthConfig, "critic_steps"))] = None,
     l1_weight: Annotated[Optional[float], typer.Option("--l1-weight", help=_help(DepthConfig, "l1_weight"))] = None,
     ema_decay: Annotated[Optional[float], typer.Option("--ema-decay", help=_help(DepthConfig, "ema_decay"))] = None,
-    grad_weight: Annotated[Optional[float], typer.Option("--grad-weight", help=_help(DepthConfig, "grad_weight"))] = None,
+    grad_weight: Annotated[Optional[float], typer.Option(
+        "--grad-weight", help=_help(DepthConfig, "grad_weight"))] = None,
     init_from: Annotated[Optional[Path], typer.Option(
         "--init-from", help=_help(DepthConfig, "init_from", show_default=False))] = None,
     arch: Annotated[Optional[str], typer.Option("--arch", help=_help(DepthConfig, "arch"))] = None,

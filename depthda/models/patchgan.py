@@ -37,7 +37,8 @@ def _norm(kind: str, ch: int) -> list[nn.Module]:
 
 
 class PatchGAN(nn.Module):
-    ARG_BOUNDS = {"in_channels": CHANNELS, "base": FILTERS, "n_layers": (int, 1, 8), "norm": ("instance", "batch", "none")}
+    ARG_BOUNDS = {"in_channels": CHANNELS, "base": FILTERS, "n_layers": (int, 1, 8),
+                  "norm": ("instance", "batch", "none")}
 
     def __init__(self, in_channels: int = 3, base: int = 64, n_layers: int = 3, norm: str = "instance"):
         super().__init__()

@@ -254,11 +254,12 @@ class Trainer:
         and checkpoints when due."""
         self.dist, self.device = dist, device
         start = self._start()
-        data = self._loader()
+        loader = self._loader()
         self.val = self.task.val_batches() if dist.is_main else None
         self._open_outputs(start)
-        data = iter(data)
-        end = self.cfg.steps if self.cfg.stop_at is None else min(self.cfg.steps, max(start + 1, self.cfg.stop_at))
+        data = iter(loader)
+        # --stop-at: checkpoint and exit there (at least one step on).
+        end = min(self.cfg.steps, self.cfg.steps if self.cfg.stop_at is None else max(start + 1, self.cfg.stop_at))
         self.clock = _Clock(self.task.batches_per_step * self.cfg.batch_size * dist.world_size)
         try:
             for step in range(start, end):
