@@ -98,6 +98,8 @@ BROKEN_CHECKPOINTS = {
                 "not a depthda training checkpoint: it has no 'task' entry"),
     "no step": (lambda path: torch.save({k: v for k, v in saved(path.parent).items() if k != "step"}, path),
                 "it has no 'step' entry"),
+    "no sample count": (lambda path: torch.save({k: v for k, v in saved(path.parent).items() if k != "samples_drawn"},
+                                                path), "it has no 'samples_drawn' entry"),
     "bad torch RNG": (lambda path: torch.save({**saved(path.parent), "rng": [
                           {**saved(path.parent)["rng"][0], "torch": torch.zeros(3, dtype=torch.uint8)}]}, path),
                       "its random-number state is damaged"),

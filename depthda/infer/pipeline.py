@@ -71,6 +71,7 @@ from depthda.models.batch_norm import per_image_batch_norm
 from depthda.models.configs import resize_policy
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import to_signed_unit
+from depthda.models.resnet_generator import ResnetGenerator
 from depthda.models.weights import load_exported
 from depthda.paths import default_checkpoint
 from depthda.utils.device import autocast, autocast_dtype, pick_device
@@ -78,6 +79,12 @@ from depthda.utils.images import resize_interpolation, to_rgb_uint8
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
+
+
+def padding_multiple(depth: nn.Module) -> int:
+    """What the working size is padded to a multiple of: the depth network's stride and the style
+    generator's (whether or not it runs)."""
+    return math.lcm(int(getattr(depth, "stride", 1)), ResnetGenerator.stride)
 
 
 def working_geometry(depth_config: dict, multiple: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -140,7 +147,7 @@ class DepthPipeline(nn.Module):
             self.resize_policy = resize_policy(depth_config)
         except ValueError as exc:
             raise DepthdaError(f"depth model config: {exc}") from None
-        self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
+        self.multiple = padding_multiple(depth)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
         self.ort: OrtNetworks | None = None  # ONNX Runtime for the numpy path's networks (engine)
