@@ -15,7 +15,6 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -23,6 +22,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from depthda.cli.demo_settings import DemoSettings
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer
 from depthda.infer.pipeline import DepthPipeline
@@ -44,18 +44,6 @@ KEEP_RESULTS = 8         # result folders kept on disk; older ones are deleted a
 CAMERA = (90, 80, None)
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 SYSTEM_MONO = ["ui-monospace", "monospace"]
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """What `depthda demo` configures: the model folder and the video length limit."""
-    checkpoint: Path | None = None
-    max_frames: int = 150
-    device: str = "cpu"
-
-    def __post_init__(self):
-        if self.max_frames < 1:
-            raise DepthdaError("--max-frames must be at least 1")
 
 
 class Models:

@@ -12,18 +12,20 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from tqdm import tqdm
 
 from depthda.data.synthia import INTRINSICS_FILE, RAND_DEPTH_DIR, RAND_RGB_DIR, write_synthia_sample
 from depthda.errors import DepthdaError
 from depthda.synth.camera import ANGLE_JITTER_DEG, HEIGHT_RANGE_M, YAW_JITTER_DEG, Camera
-from depthda.synth.render import SKY_DEPTH_M, render_scene
 from depthda.synth.scene import PROFILES
-from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
 from depthda.utils.memory import check_fits
 from depthda.utils.outputs import check_outputs, check_overwrite
+
+if TYPE_CHECKING:
+    import torch
 
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
@@ -66,6 +68,11 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
         raise DepthdaError(f"size {height}x{width} is too small: each side needs at least {MIN_SIDE} px")
     check_output(out, overwrite)
     check_fits(height * width * RENDER_BYTES_PER_PIXEL, f"rendering {height}x{width} images")
+    import torch  # after the checks: a bad run is refused without waiting for torch's import
+
+    from depthda.synth.render import SKY_DEPTH_M, render_scene
+    from depthda.utils.device import pick_device
+
     dev = device if isinstance(device, torch.device) else pick_device(device or "auto")
     camera = camera or Camera()
 
