@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -51,8 +50,8 @@ from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
 from depthda.utils.device import pick_device
-from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
-from depthda.utils.images import read_rgb, write_rgb
+from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred, write_bytes
+from depthda.utils.images import read_rgb, write_image, write_rgb
 
 
 @dataclass
@@ -84,13 +83,12 @@ def depth_png16(depth_m: np.ndarray) -> np.ndarray:
 def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "png16":
-        if not cv2.imwrite(str(path), depth_png16(depth_m)):
-            raise DepthdaError(f"could not write {path}")
+        write_image(path, depth_png16(depth_m))
     else:
         # Through Python's own write: np.save to a file path reports a full disk without an errno.
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(depth_m, np.float32))
-        path.write_bytes(buffer.getvalue())
+        write_bytes(path, buffer.getvalue())
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
