@@ -10,6 +10,7 @@ representative ones run as real processes to check what a shell sees.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,62 @@ def test_a_staging_folder_removed_mid_run_is_never_swapped_in(tmp_path, ckpt, ca
     assert code == 1
     assert "holds" in capsys.readouterr().err
     assert sha256s(tmp_path) == before
+
+
+# An input that exists but cannot be read is a user error (exit 1, one line), not a usage error;
+# a missing required argument stays a usage error (exit 2). Root reads any file, so as root the
+# CLI runs without the capabilities that let it (setpriv drops CAP_DAC_OVERRIDE/READ_SEARCH).
+UNREADABLE_CASES = [
+    ("predict-image", ["predict", "{w}/img.jpg", "-o", "{w}/out.png"], 1, "cannot read"),
+    ("predict-video", ["predict", "{w}/clip.mp4", "-o", "{w}/out.mp4"], 1, "cannot read"),
+    ("predict-calib", ["predict", "{w}/ok.jpg", "-o", "{w}/out.png", "--calib", "{w}/calib.txt"], 1,
+     "Permission denied"),
+    ("eval-video", ["eval", "video", "{w}/clip.mp4"], 1, "cannot read"),
+    ("eval-row-prior", ["eval", "row-prior", "{w}/img.jpg"], 1, "Permission denied"),
+    ("bench", ["bench", "{w}/clip.mp4"], 1, "cannot read"),
+    ("eval-kitti-split", ["eval", "kitti", "--split-file", "{w}/split.txt", "--data-root", "{w}",
+                          "--baseline", "constant"], 1, "Permission denied"),
+    ("missing-argument-is-usage", ["predict"], 2, "Missing argument"),
+    ("missing-option-is-usage", ["predict", "{w}/img.jpg"], 2, "Missing option"),
+]
+
+
+@pytest.fixture(scope="module")
+def unreadable(tmp_path_factory) -> tuple[Path, list[str]]:
+    w = tmp_path_factory.mktemp("unreadable")
+    frame = np.full((16, 24, 3), 90, np.uint8)
+    cv2.imwrite(str(w / "img.jpg"), frame)
+    cv2.imwrite(str(w / "ok.jpg"), frame)
+    shutil.copy(SAMPLE, w / "clip.mp4")
+    (w / "calib.txt").write_text("P_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\n")
+    shutil.copy(TINY_SPLIT, w / "split.txt")
+    for name in ("img.jpg", "clip.mp4", "calib.txt", "split.txt"):
+        (w / name).chmod(0)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads every file, and setpriv (util-linux) is not here to drop that")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", "--bounding-set", caps, f"--inh-caps={caps}"]
+    if subprocess.run([*prefix, "cat", str(w / "img.jpg")], capture_output=True).returncode == 0:
+        pytest.skip("a file without read permission is readable here")
+    return w, prefix
+
+
+@pytest.mark.parametrize("args, code, needle", [c[1:] for c in UNREADABLE_CASES], ids=[c[0] for c in UNREADABLE_CASES])
+def test_an_unreadable_input_is_exit_1_and_a_usage_error_exit_2(unreadable, args, code, needle):
+    w, prefix = unreadable
+    r = subprocess.run([*prefix, sys.executable, "-m", "depthda", *_args(args, w)], capture_output=True, text=True,
+                       timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == code and needle in r.stderr, r.stderr
+    if code == 1:
+        assert len(lines) == 1 and lines[0].startswith("depthda: error: "), r.stderr
+    assert sorted(p.name for p in w.iterdir()) == ["calib.txt", "clip.mp4", "img.jpg", "ok.jpg", "split.txt"]
+
+
+def test_a_pipe_named_as_an_image_is_refused_without_waiting_for_a_writer(tmp_path, capsys):
+    os.mkfifo(tmp_path / "cam.jpg")
+    assert run(["predict", str(tmp_path / "cam.jpg"), "-o", str(tmp_path / "out.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a regular file" in err[0], err

@@ -79,8 +79,15 @@ def input_kind(path: Path) -> str:
         raise DepthdaError(f"input not found: {path}")
     if path.is_dir():
         return "folder"
+    if not path.is_file():  # opening a pipe would wait for a writer
+        raise DepthdaError(f"input is not a regular file (a pipe, socket or device): {path}")
     if path.stat().st_size == 0:
         raise DepthdaError(f"input file is empty: {path}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:  # e.g. no read permission: a decoder would only say "cannot decode"
+        raise DepthdaError(f"cannot read {path}: {exc.strerror}") from None
     if is_video_file(path):
         return "video"
     if is_image_file(path):
