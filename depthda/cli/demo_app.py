@@ -8,6 +8,7 @@ the page loads nothing from outside the server (tests/test_demo.py watches every
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no usage reports, no version check
@@ -269,6 +270,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860, settings: DemoSettings = De
 
 def _serve(built: tuple[gr.Blocks, dict], host: str, port: int, on_ready) -> None:
     app, launch_kwargs = built
+    # The server's own "ERROR: [Errno ...]" line would precede depthda's one line (a filter, as the
+    # server sets its logger's level itself when it starts).
+    server_log, quiet = logging.getLogger("uvicorn.error"), (lambda record: False)
+    server_log.addFilter(quiet)
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True, show_error=True,
                    ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, prevent_thread_lock=True,
@@ -276,6 +281,8 @@ def _serve(built: tuple[gr.Blocks, dict], host: str, port: int, on_ready) -> Non
     except OSError as exc:  # gradio's message names its own environment variable and launch() argument
         raise DepthdaError(f"cannot serve on {host}:{port} (in use, or not an address of this machine): "
                            "choose another --port or --host") from exc
+    finally:
+        server_log.removeFilter(quiet)
     try:
         on_ready(f"http://{host}:{port}")
         while True:  # not app.block_thread(): it swallows Ctrl-C, which must reach the CLI (exit 130)

@@ -113,6 +113,8 @@ def video(
         raise DepthdaError(f"not a video: {clip}")
     if frames is not None and frames < 2:
         raise DepthdaError("--frames must be at least 2")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise DepthdaError(f"--plot writes a PNG: name it .png, not {plot.name}")
     if focal is not None:
         check_focal(focal)
     model_folders(checkpoint, None, None, use_style=not no_style)

@@ -188,7 +188,7 @@ def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
         raise DepthdaError("--frames must be at least 1")
     if cloud_suffix(kind, out, o.cloud) and (kind == "video" or o.side_by_side):
         raise DepthdaError("point clouds are made from images and folders of images, without --side-by-side")
-    if kind == "image" and o.cloud is not None and o.cloud.format and cloud_suffix(kind, out, None) is None:
+    if kind == "image" and o.cloud is not None and o.cloud.format and cloud_suffix(kind, out, None) != "." + o.cloud.format:
         raise DepthdaError(f"--cloud {o.cloud.format} for one image: name the output .{o.cloud.format}")
     colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
     if o.pipeline is None:

@@ -145,6 +145,7 @@ class DepthPipeline(nn.Module):
         """
         checkpoint, style, depth = model_folders(checkpoint, style, depth, use_style)
         device = pick_device(device) if isinstance(device, str) else torch.device(device)
+        required = engine == "onnxruntime"  # asked for by name: a cache it cannot use is an error
         engine = resolve_engine(engine, device)
         depth_model, depth_config = load_exported(depth, "cpu")
         if depth_config.get("kind", "depth") != "depth":
@@ -159,7 +160,7 @@ class DepthPipeline(nn.Module):
         pipe = cls(depth_model, depth_config, style_model, style_config)
         pipe = pipe.to(device, memory_format=torch.channels_last).eval()
         if engine == "onnxruntime":
-            pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth))
+            pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth), required=required)
         if compile and engine == "torch":  # ONNX Runtime compiles its own graph; tracing wants plain modules
             pipe.compile_()
         return pipe
