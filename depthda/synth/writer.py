@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
 MIN_SIDE = 16
+MAX_COUNT = 10_000_000  # images of one dataset: ten times SYNTHIA's largest set is already a typo's size
 # Peak memory of rendering one image grows by this much per pixel (the ray caster's per-pixel
 # buffers); docs/robustness.md gives the measurement.
 RENDER_BYTES_PER_PIXEL = 350
@@ -59,8 +60,8 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
                progress: bool = True, profile: str = "street") -> dict:
     """Render `count` streets into `out`; returns a summary including the measured images/s."""
     out = Path(out)
-    if int(count) <= 0:
-        raise DepthdaError(f"--count must be a positive number of images (got {count})")
+    if not 1 <= int(count) <= MAX_COUNT:
+        raise DepthdaError(f"--count must be a number of images from 1 to {MAX_COUNT:,} (got {count})")
     if profile not in PROFILES:
         raise DepthdaError(f"unknown --profile {profile!r} (use {', '.join(PROFILES)})")
     height, width = (int(s) for s in size)
