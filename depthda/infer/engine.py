@@ -12,13 +12,17 @@ to one size), i.e. DepthPipeline.networks traced by torch.onnx (the export that
 checked against torch on a real frame (the shipped sample clip's first, resized; largest
 difference at most AGREEMENT_M, else the model runs on torch with one warning line), and written
 atomically to a cache file named by a hash of the weights and configs, the working size and
-depthda's version, so it is made once per model and size and never stale.
+depthda's version, so it is made once per model and size and never stale. The graph's own sha256
+is written beside it and checked on every load: a graph whose bytes changed on disk can still
+load and give wrong depth, so it is made again.
 
 Where the cache lives (cache_dir): $DEPTHDA_CACHE if set; else beside the model (`onnx/` in the
 pipeline folder, or in the depth run's folder for --style/--depth runs) when that folder is
 writable and is not the model shipped with depthda; else $XDG_CACHE_HOME/depthda/onnx (default
 ~/.cache/depthda/onnx). The shipped model is never written beside: its folder is the source
-checkout or site-packages, which a run must not change.
+checkout or site-packages, which a run must not change. With `--engine onnxruntime` a cache
+folder that cannot be written (a file, read-only, full) is an error; with `auto` the model then
+runs on torch, with one warning line.
 
 Threads. A session runs with `threads` intra-op threads (FrameParallel's threads per worker: one
 on a two-core machine, where two workers each run a whole frame) and no spinning, since the
