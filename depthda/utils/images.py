@@ -74,11 +74,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return to_rgb_uint8(read_unchanged(path), bgr=True)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """cv2.imwrite's file (format from the suffix), encoded in memory and written by Python: a full
-    disk is then an OSError naming the file, not libpng's own "Write Error" line and a False."""
+def write_image(path: str | Path, image: np.ndarray, suffix: str | None = None) -> None:
+    """cv2.imwrite's file (format from `suffix`, default the path's), encoded in memory and written
+    by Python: a full disk is then an OSError naming the file, not libpng's "Write Error" line."""
     path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix, image)
+    ok, encoded = cv2.imencode(suffix or path.suffix, image)
     if not ok:
         raise DepthdaError(f"could not encode {path}")
     write_bytes(path, encoded.tobytes())
@@ -87,7 +87,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 image atomically (format from the suffix)."""
     with atomic_path(path) as tmp:
-        write_image(tmp, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+        write_image(tmp, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), Path(path).suffix)
 
 
 def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
