@@ -46,6 +46,7 @@ CASES = [
     ("bench-batch-size-0", ["bench", "clip.mp4", "--batch-size", "0"], "--batch-size"),
     ("bench-not-a-video", ["bench", "img.jpg"], "not a video"),
     ("bench-data-samples-0", ["bench", "data", "--samples", "0"], "--samples"),
+    ("bench-data-missing-root", ["bench", "data", "--data-root", "missing"], "not found"),
     ("export-huge-size", ["export", "--format", "onnx", "-o", "x.onnx", "--size", "100000x100000"], "needs about"),
     ("export-missing-checkpoint", ["export", "--format", "torchscript", "-o", "x.pt", "--checkpoint", "missing"],
      "checkpoint folder not found"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from depthda.data.augment import VIEWS
+from depthda.data.synthia import detect_layout
 from depthda.errors import DepthdaError
 from depthda.infer.checks import MAX_BATCH, input_kind, model_folders
 from depthda.paths import default_checkpoint, sample_video
@@ -49,4 +50,6 @@ def check_data_bench(data_root: str | Path | None, *, size: tuple[int, int], vie
     if view not in VIEWS:
         raise DepthdaError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
     _at_least_one(samples=samples, frames=frames, rounds=rounds)
+    if data_root is not None:
+        detect_layout(data_root)  # a bad root fails here, before anything is rendered
     return size

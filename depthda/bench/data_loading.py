@@ -184,8 +184,6 @@ def run_data_bench(data_root: str | Path | None = None, *, size: tuple[int, int]
     """Samples/s of one loader worker for each loading variant; see the module docstring."""
     size = check_data_bench(data_root, size=size, view=view, samples=samples, frames=frames, rounds=rounds,
                             json_path=json_path)
-    if data_root is not None:
-        detect_layout(data_root)  # a bad root fails here, before anything is rendered
 
     saved = cv2.getNumThreads(), torch.get_num_threads()
     cores = os.cpu_count() or 1
