@@ -82,3 +82,16 @@ def test_a_video_prediction_on_a_full_disk_names_the_users_file(small_disk, ckpt
     assert len(err) == 1 and err[0].startswith("depthda: error: no space left on device"), err
     assert str(small_disk / named) in err[0] and ".depthda-" not in err[0], err
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_onnx_runtime_with_a_full_cache_is_one_line_and_auto_falls_back(small_disk, tmp_path, ckpt, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setenv("DEPTHDA_CACHE", str(small_disk))
+    args = ["predict", str(FRAME), "-o", str(tmp_path / "out.png"), "--checkpoint", str(ckpt)]
+    assert run([*args, "--engine", "onnxruntime"]) == 1
+    _one_line(capsys, f"cannot keep ONNX Runtime's graphs in {small_disk}: No space left on device")
+    assert not (tmp_path / "out.png").exists()
+    assert run([*args, "--engine", "auto"]) == 0  # not asked for by name: the model runs on torch
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("depthda: warning: ") and "running it with torch" in err[0], err
+    assert (tmp_path / "out.png").is_file() and list(small_disk.iterdir()) == []
