@@ -17,8 +17,8 @@ from depthda.data.augment import augment_pair, to_tensor
 from depthda.cli import run
 from depthda.data import prepare as prepare_module
 from depthda.data.prepare import frame_size_for, prepare_synthia
-from depthda.data.synthia import (SynthiaDataset, read_depth, read_depth_cm, read_synthia_rgb,
-                                  write_synthia_sample)
+from depthda.data.synthia import read_depth, read_depth_cm, read_synthia_rgb, write_synthia_sample
+from depthda.data.synthia_dataset import SynthiaDataset
 from depthda.errors import DepthdaError
 from depthda.utils.images import read_rgb
 

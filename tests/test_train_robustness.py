@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from depthda.cli import run
-from depthda.data.synthia import SynthiaDataset
+from depthda.data.synthia_dataset import SynthiaDataset
 from train_fixtures import depth_args, make_synthia, style_args
 
 

@@ -35,13 +35,12 @@ import cv2
 import numpy as np
 import torch
 
-from depthda.data.augment import VIEWS
+from depthda.bench.checks import check_data_bench
 from depthda.data.prepare import prepare_synthia
-from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, SynthiaDataset, detect_layout, list_pairs,
-                                  write_synthia_sample)
+from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, detect_layout, list_pairs, write_synthia_sample)
+from depthda.data.synthia_dataset import SynthiaDataset
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import write_text_atomic
-from depthda.utils.outputs import check_outputs
 
 STAGES = ("decode_rgb", "decode_depth", "augment", "to_tensor")
 SYNTHIA_FRAME = (760, 1280)
@@ -159,17 +158,8 @@ def run_data_bench(data_root: str | Path | None = None, *, size: tuple[int, int]
                    json_path: str | Path | None = None,
                    log: Callable[[str], None] = lambda message: None) -> dict:
     """Samples/s of one loader worker for each loading variant; see the module docstring."""
-    size = (int(size[0]), int(size[1]))
-    if size[0] <= 0 or size[1] <= 0:
-        raise DepthdaError(f"size must be (height, width) in pixels, got {size}")
-    check_outputs(trees=[data_root], files=[json_path])
-    if view not in VIEWS:
-        raise DepthdaError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
-    for name, value in (("--samples", samples), ("--frames", frames), ("--rounds", rounds)):
-        if int(value) < 1:
-            raise DepthdaError(f"{name} must be at least 1, got {value}")
-    if data_root is not None:
-        detect_layout(data_root)  # a bad root fails here, before anything is rendered
+    size = check_data_bench(data_root, size=size, view=view, samples=samples, frames=frames, rounds=rounds,
+                            json_path=json_path)
 
     saved = cv2.getNumThreads(), torch.get_num_threads()
     cores = os.cpu_count() or 1

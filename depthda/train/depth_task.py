@@ -45,7 +45,7 @@ class DepthTask:
     per_rank_state = ()
 
     def __init__(self, cfg: DepthConfig):
-        from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
+        from depthda.data.synthia_dataset import SynthiaDataset  # validates the data root before any model is built
         if cfg.init_from and not (Path(cfg.init_from) / "model.safetensors").is_file():
             raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
