@@ -82,3 +82,18 @@ def test_toml_non_finite_and_a_deeply_nested_file_are_one_line(tmp_path, capsys)
     nested.write_text('{"steps": ' + "[" * 100_000 + "]" * 100_000 + "}")
     assert run(["train-stage1", "--config", str(nested)]) == 1
     _one_line(capsys, "nested too deeply")
+
+
+def test_a_flag_overrides_the_config_file_which_overrides_the_defaults(tmp_path):
+    from train_fixtures import depth_args, make_synthia
+
+    synthia = make_synthia(tmp_path / "synthia", count=4)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"steps": 5, "seed": 7, "l1_weight": 1.0, "batch_size": 3}))
+    out = tmp_path / "run"
+    assert run([*depth_args(synthia, out, 1, "--config", str(path)), "--no-amp"]) == 0
+    used = json.loads((out / "train_config.json").read_text())
+    default = DepthConfig()
+    assert (used["steps"], used["batch_size"], used["amp"]) == (1, 2, False)  # flags
+    assert (used["seed"], used["l1_weight"]) == (7, 1.0)                      # the file
+    assert (used["critic_steps"], used["lr_g"]) == (default.critic_steps, default.lr_g) == (5, 2e-4)

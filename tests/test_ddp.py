@@ -5,9 +5,10 @@
 (b) A run stopped with --stop-at and resumed ends where the straight run ends.
 
 To see every rank's state, the runs are launched through this file (`__main__` below) rather than
-`-m depthda`: it wraps Trainer._save, which every rank calls at each checkpoint after the
-checkpoint is written, so that each rank also dumps its own Task.state_dict() to a folder, then
-runs the CLI's entry point. Nothing in the package changes for the test; the wrapper only reads.
+`-m depthda`: it wraps the tasks' public `state_dict` (the Task protocol's), which every rank calls
+once per checkpoint for the checkpoint's content, so that each rank also dumps what it returned to
+a folder, then runs the CLI's entry point. Nothing in the package changes for the test; the
+wrapper only reads.
 """
 
 from __future__ import annotations
@@ -140,18 +141,24 @@ def test_stopped_and_resumed_run_ends_where_the_straight_run_ends(task):
 if __name__ == "__main__":
     # One torchrun process: dump this rank's task state at every checkpoint, then run the CLI as
     # `python -m depthda <argv>` does.
+    import itertools
+
     from depthda.cli import main
-    from depthda.train.engine import Trainer
+    from depthda.train.depth_task import DepthTask
+    from depthda.train.style_task import StyleTask
 
     dumps, sys.argv = Path(sys.argv[1]), [sys.argv[0], *sys.argv[2:]]
-    save = Trainer._save
+    checkpoints = itertools.count(1)  # with --checkpoint-every 1 from step 0: the step
 
-    def save_and_dump(self, dist, done, best):
-        save(self, dist, done, best)
-        state = self.task.state_dict()
-        mine = {"common": {k: v for k, v in state.items() if k not in self.task.per_rank_state},
-                "per_rank": {k: state[k] for k in self.task.per_rank_state}}
-        torch.save(mine, dumps / f"rank{dist.rank}_step{done}.pt")
+    def dumping(state_dict):
+        def state_dict_and_dump(self):
+            state = state_dict(self)
+            mine = {"common": {k: v for k, v in state.items() if k not in self.per_rank_state},
+                    "per_rank": {k: state[k] for k in self.per_rank_state}}
+            torch.save(mine, dumps / f"rank{os.environ['RANK']}_step{next(checkpoints)}.pt")
+            return state
+        return state_dict_and_dump
 
-    Trainer._save = save_and_dump
+    for task_class in (DepthTask, StyleTask):
+        task_class.state_dict = dumping(task_class.state_dict)
     main()

@@ -65,3 +65,34 @@ def test_a_folder_prediction_on_a_full_disk_is_one_line_and_keeps_the_old_output
     _one_line(capsys, "no space left on device")
     assert sorted(p.name for p in small_disk.iterdir()) == ["out"]
     assert [p.name for p in out.iterdir()] == ["old.png"] and (out / "old.png").read_bytes() == b"an earlier run"
+
+
+SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
+
+
+@pytest.mark.parametrize("depth_format, named", [(None, "out.mp4"), ("png16", "out_depth/000000.png"),
+                                                 ("npy", "out_depth/000000.npy")])
+def test_a_video_prediction_on_a_full_disk_names_the_users_file(small_disk, ckpt, capfd, depth_format, named):
+    """The error names the file the user asked for, never the hidden temporary it was written to;
+    and libpng's own "Write Error" line does not precede it (captured at the file descriptor)."""
+    (small_disk / "filler").write_bytes(b"\0" * 200_000)
+    extra = ["--depth-format", depth_format] if depth_format else []
+    assert run(["predict", str(SAMPLE), "-o", str(small_disk / "out.mp4"), "--frames", "40", "--checkpoint", str(ckpt),
+                *extra]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("depthda: error: no space left on device"), err
+    assert str(small_disk / named) in err[0] and ".depthda-" not in err[0], err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_onnx_runtime_with_a_full_cache_is_one_line_and_auto_falls_back(small_disk, tmp_path, ckpt, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setenv("DEPTHDA_CACHE", str(small_disk))
+    args = ["predict", str(FRAME), "-o", str(tmp_path / "out.png"), "--checkpoint", str(ckpt)]
+    assert run([*args, "--engine", "onnxruntime"]) == 1
+    _one_line(capsys, f"cannot keep ONNX Runtime's graphs in {small_disk}: No space left on device")
+    assert not (tmp_path / "out.png").exists()
+    assert run([*args, "--engine", "auto"]) == 0  # not asked for by name: the model runs on torch
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("depthda: warning: ") and "running it with torch" in err[0], err
+    assert (tmp_path / "out.png").is_file() and list(small_disk.iterdir()) == []

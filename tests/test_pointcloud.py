@@ -12,7 +12,7 @@ from depthda.data.kitti import read_annotated_depth
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.pointcloud import (CloudOptions, Intrinsics, back_project, depth_to_cloud, principal_from_calib,
                                       project, write_cloud)
-from depthda.infer.local_predict import focal_from_calib
+from depthda.infer.checks import focal_from_calib
 from depthda.utils.images import read_rgb
 
 plyfile = pytest.importorskip("plyfile", reason="plyfile (test extra) reads the PLY files back")

@@ -6,6 +6,7 @@ predict` against `python -m depthda predict`, compared file by file, byte for by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -103,3 +104,39 @@ def test_a_failing_process_fails_the_run_and_leaves_the_old_output(photos, tmp_p
     assert {"out": files(out), "out_depth": files(tmp_path / "out_depth")} == before
     # Nothing half-written beside them either: every process removed its staging folders.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out_depth", "photos"]
+
+
+def test_a_staging_folder_changed_mid_run_is_never_swapped_in(photos, tmp_path, ckpt):
+    """The rule of one process (depthda.infer.checks.check_staged): before rank 0 renames its
+    staging folder into place it counts the files against the planned outputs, so a staging
+    folder another process wrote into during the run is not reported complete."""
+    import threading
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.png").write_bytes(b"an earlier run")
+    done, seen = threading.Event(), set()
+
+    def write_into_staging():
+        while not done.is_set():
+            for p in tmp_path.iterdir():
+                if p.name.startswith(".out.depthda-") and p.is_dir() and p not in seen:
+                    seen.add(p)
+                    with contextlib.suppress(OSError):
+                        (p / "stray.png").write_bytes(b"not ours")
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=write_into_staging)
+    thread.start()
+    try:
+        r = depthda("predict", photos, "-o", out, "--checkpoint", ckpt, ranks=2)
+    finally:
+        done.set()
+        thread.join()
+    assert seen, "the staging folders were never seen"
+    assert r.returncode != 0
+    errors = depthda_errors(r.stderr)
+    assert len(errors) == 1 and "holds 7 of the 6 files" in errors[0], r.stderr[-3000:]
+    assert files(out) == {"old.png": b"an earlier run"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"]

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from depthda.data.augment import augment_pair, color_jitter, paired_resize_crop, resize_to, to_tensor
-from depthda.data.synthia import (SYNTHIA_FOCAL_PX, SynthiaDataset, detect_layout, list_pairs,
-                                  read_depth, split_pairs, write_synthia_sample)
+from depthda.data.synthia import (SYNTHIA_FOCAL_PX, detect_layout, list_pairs, read_depth, split_pairs,
+                                  write_synthia_sample)
+from depthda.data.synthia_dataset import SynthiaDataset
 from depthda.data.unpaired import synthetic_image_paths
 from depthda.errors import DepthdaError
 from depthda.utils.images import read_rgb

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from depthda.cli import run
-from depthda.data.synthia import SynthiaDataset
+from depthda.data.synthia_dataset import SynthiaDataset
 from train_fixtures import depth_args, make_synthia, style_args
 
 # Whole training runs (the quick loop leaves them out; CI runs them).
@@ -101,6 +101,8 @@ BROKEN_CHECKPOINTS = {
                 "not a depthda training checkpoint: it has no 'task' entry"),
     "no step": (lambda path: torch.save({k: v for k, v in saved(path.parent).items() if k != "step"}, path),
                 "it has no 'step' entry"),
+    "no sample count": (lambda path: torch.save({k: v for k, v in saved(path.parent).items() if k != "samples_drawn"},
+                                                path), "it has no 'samples_drawn' entry"),
     "bad torch RNG": (lambda path: torch.save({**saved(path.parent), "rng": [
                           {**saved(path.parent)["rng"][0], "torch": torch.zeros(3, dtype=torch.uint8)}]}, path),
                       "its random-number state is damaged"),

@@ -111,7 +111,7 @@ def test_ema_is_the_moving_average_of_the_steps_and_is_exported(synthia, tmp_pat
     loader = torch.utils.data.DataLoader(task.train_dataset(), batch_size=2)
     expected = None
     for step, batch in zip(range(3), loader):
-        task.train_step(batch, step)
+        task.train_step([batch], step)
         now = {k: v.detach().clone() for k, v in task.generator.state_dict().items() if v.is_floating_point()}
         expected = now if expected is None else {k: decay * expected[k] + (1 - decay) * now[k] for k in now}
     averaged = task.export_model().state_dict()

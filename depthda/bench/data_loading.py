@@ -7,8 +7,6 @@ Variants, interleaved round by round (the best round of each is kept, so load fr
 processes hits all of them alike; compare their ratios, not absolute numbers, on a busy machine,
 or samples per CPU-second, what a worker gives with a core to itself):
 
-  previous-reader   the SYNTHIA reading path before `depthda data prepare` existed (depth decoded to
-                    float metres before the augmentation, RGB through the generic reader)
   originals         SynthiaDataset on the original files (today's reading path)
   originals-cv2-threads   the same with OpenCV's own thread pool on (what a worker would do without
                     _worker_init; its threads then compete with the other workers for the cores)
@@ -37,20 +35,16 @@ import cv2
 import numpy as np
 import torch
 
-from depthda.data.augment import VIEWS, augment_pair, to_tensor
+from depthda.bench.checks import check_data_bench
 from depthda.data.prepare import prepare_synthia
-from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, SynthiaDataset, detect_layout, list_pairs,
-                                  read_depth, write_synthia_sample)
+from depthda.data.synthia import (INTRINSICS_FILE, LAYOUT_DIRS, detect_layout, list_pairs, write_synthia_sample)
+from depthda.data.synthia_dataset import SynthiaDataset
 from depthda.errors import DepthdaError
 from depthda.utils.fsio import write_text_atomic
-from depthda.utils.images import read_rgb
-from depthda.utils.outputs import check_outputs
 
 STAGES = ("decode_rgb", "decode_depth", "augment", "to_tensor")
 SYNTHIA_FRAME = (760, 1280)
 DESCRIPTIONS = {
-    "previous-reader": "original files, the reading path before `depthda data prepare` (depth converted to "
-                       "metres before the augmentation, RGB through the generic reader)",
     "originals": "original files, SynthiaDataset as it reads today",
     "originals-cv2-threads": "original files, SynthiaDataset with OpenCV's thread pool on ({threads} threads); "
                              "not how loader workers run: their threads would compete for the same cores",
@@ -84,23 +78,6 @@ class _Laps:
         now = time.perf_counter()
         self.totals[stage] += now - self.last
         self.last = now
-
-
-def previous_reader_item(ds: SynthiaDataset, index: int, lap: Callable[[str], None]) -> dict:
-    """dataset[index] as SynthiaDataset computed it before this bench existed (for comparison)."""
-    rgb_path, depth_path = ds.pairs[index]
-    rgb = read_rgb(rgb_path)
-    lap("decode_rgb")
-    depth = read_depth(depth_path, ds.max_depth)
-    lap("decode_depth")
-    rng = ds.rng_for(index) if ds.augment else None
-    full_width = rgb.shape[1]
-    rgb, depth, scale = augment_pair(rgb, depth, ds.size, rng, train=ds.augment, view=ds.view)
-    lap("augment")
-    item = {"rgb": to_tensor(rgb).contiguous(), "depth": torch.from_numpy(depth)[None].float(),
-            "name": rgb_path.stem, "focal_px": torch.tensor(ds.focal_at(full_width * scale), dtype=torch.float32)}
-    lap("to_tensor")
-    return item
 
 
 def synthetic_root(root: Path, frames: int, frame_size: tuple[int, int], log: Callable[[str], None]) -> Path:
@@ -181,17 +158,8 @@ def run_data_bench(data_root: str | Path | None = None, *, size: tuple[int, int]
                    json_path: str | Path | None = None,
                    log: Callable[[str], None] = lambda message: None) -> dict:
     """Samples/s of one loader worker for each loading variant; see the module docstring."""
-    size = (int(size[0]), int(size[1]))
-    if size[0] <= 0 or size[1] <= 0:
-        raise DepthdaError(f"size must be (height, width) in pixels, got {size}")
-    check_outputs(trees=[data_root], files=[json_path])
-    if view not in VIEWS:
-        raise DepthdaError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
-    for name, value in (("--samples", samples), ("--frames", frames), ("--rounds", rounds)):
-        if int(value) < 1:
-            raise DepthdaError(f"{name} must be at least 1, got {value}")
-    if data_root is not None:
-        detect_layout(data_root)  # a bad root fails here, before anything is rendered
+    size = check_data_bench(data_root, size=size, view=view, samples=samples, frames=frames, rounds=rounds,
+                            json_path=json_path)
 
     saved = cv2.getNumThreads(), torch.get_num_threads()
     cores = os.cpu_count() or 1
@@ -209,10 +177,7 @@ def run_data_bench(data_root: str | Path | None = None, *, size: tuple[int, int]
         sized = prepare_synthia(source, tmp / "prepared-size", size=size, view=view)
 
         originals = _dataset(source, size, view)
-        variants = {
-            "previous-reader": (originals, lambda i, lap: previous_reader_item(originals, i, lap)),
-            "originals": (originals, originals.item),
-        }
+        variants = {"originals": (originals, originals.item)}
         if cv2_threads_variant and cores > 1:
             variants["originals-cv2-threads"] = (originals, originals.item)
         prepared_full = _dataset(tmp / "prepared-full", size, view)

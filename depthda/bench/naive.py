@@ -17,7 +17,7 @@ import torch
 
 from depthda.data.augment import resize_to
 from depthda.infer.colorize import colorize_reference
-from depthda.infer.pipeline import working_geometry
+from depthda.infer.pipeline import padding_multiple, working_geometry
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import rgb_to_tensor
 from depthda.models.weights import load_exported
@@ -31,7 +31,7 @@ def naive_run(video: Path, n_frames: int, style_dir: Path | None, depth_dir: Pat
     depth_net, depth_cfg = load_exported(depth_dir, "cpu")
     style_net = load_exported(style_dir, "cpu")[0] if style_dir is not None else None
     param = DepthParam.from_dict(depth_cfg["depth_param"])
-    m = int(np.lcm(depth_net.stride, 4))
+    m = padding_multiple(depth_net)
     times = dict.fromkeys(STAGES, 0.0)
     depths = []
     cap = cv2.VideoCapture(str(video))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from depthda.bench.ablation import model_ablation
+from depthda.bench.checks import check_bench
 from depthda.bench.data_loading import cpu_model
 from depthda.bench.flops import count_flops, peak_matmul_flops
 from depthda.bench.naive import naive_run
@@ -26,9 +27,8 @@ from depthda.infer.engine import resolve_engine, versions
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.video_io import VideoReader
 from depthda.models.random_pipeline import init_checkpoint
-from depthda.paths import default_checkpoint, sample_video
+from depthda.paths import default_checkpoint
 from depthda.utils.fsio import write_text_atomic
-from depthda.utils.outputs import check_outputs, files_under
 
 
 def read_frames(video: Path, frames: int | None) -> tuple[list[np.ndarray], float]:
@@ -120,14 +120,9 @@ def run_bench(video: str | Path | None = None, *, frames: int | None = 75, check
     initialised small presets (speed does not depend on the weights' values). `engine` is the
     default pipeline's (auto: onnxruntime on the CPU); the other engine gets a row too. `log`
     hears what the bench is doing: a full run takes minutes."""
-    if random_weights and checkpoint is not None:
-        raise DepthdaError("give --checkpoint or --random-weights, not both")
-    video = Path(video) if video is not None else sample_video()
-    check_outputs(reads=[video, *files_under(checkpoint or default_checkpoint())], files=[json_path])
-    if frames is not None and frames < 1:
-        raise DepthdaError("--frames must be at least 1")
-    if torch.device(device).type != "cpu":
-        raise DepthdaError("the bench compares against a CPU baseline; run it with --device cpu")
+    video = check_bench(video, frames=frames, checkpoint=checkpoint, device=device, batch_size=batch_size,
+                        workers=workers, threads=threads, rounds=rounds, random_weights=random_weights,
+                        json_path=json_path)
     engine = resolve_engine(engine, torch.device("cpu"))
     with tempfile.TemporaryDirectory(prefix="depthda-bench-") as tmp:
         tmp = Path(tmp)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import inspect
 import os
 import select
 import signal
@@ -60,6 +61,22 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"depthda.cli.{_name}").register(app)
+
+
+def _without_readable_checks(typer_app: typer.Typer) -> None:
+    """typer.Option/Argument(readable=False) for every path of every command: typer's default check
+    refuses an existing path that cannot be read as a usage error (exit 2), but that is a user
+    error (exit 1), which the command reports in its one line when it opens the file."""
+    commands = [c.callback for c in typer_app.registered_commands]
+    for group in typer_app.registered_groups:
+        _without_readable_checks(group.typer_instance)
+    for callback in commands:
+        for parameter in inspect.signature(callback).parameters.values():
+            if hasattr(parameter.default, "readable"):
+                parameter.default.readable = False
+
+
+_without_readable_checks(app)
 
 
 @app.callback()

@@ -47,7 +47,11 @@ def bench(
     no_ablation: bool = typer.Option(False, "--no-ablation", help="Skip the model timings per engine and thread count."),
 ) -> None:
     """Measure fps of the overlapped pipeline against a naive loop, in one run on the same frames."""
-    # Imported when the command runs: `depthda --help` does not wait for torch.
+    from depthda.bench.checks import check_bench
+
+    check_bench(video, frames=frames, checkpoint=checkpoint, device=device, batch_size=batch_size, workers=workers,
+                threads=None, rounds=rounds, random_weights=random_weights, json_path=json_out)
+    # Imported after the checks: a bad run is refused without waiting for torch.
     from depthda.bench.report import format_result
     from depthda.bench.run import run_bench
 
@@ -73,8 +77,13 @@ def bench_data(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ) -> None:
     """Samples/s of one data-loader worker (one thread) for each way of loading SYNTHIA, per stage."""
-    from depthda.bench.data_loading import format_data_result, run_data_bench
+    from depthda.bench.checks import check_data_bench
     from depthda.utils.size import parse_size
+
+    check_data_bench(data_root, size=parse_size(size), view=view, samples=samples, frames=frames, rounds=rounds,
+                     json_path=json_out)
+    parse_size(frame_size)
+    from depthda.bench.data_loading import format_data_result, run_data_bench  # torch: after the checks
 
     result = run_data_bench(data_root, size=parse_size(size), view=view, samples=samples, frames=frames,
                             rounds=rounds, frame_size=parse_size(frame_size), json_path=json_out,

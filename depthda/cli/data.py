@@ -71,5 +71,22 @@ def prepare(
                f"{summary['seconds']:.1f} s; {samples}")
 
 
+@data_app.command("round-trip")
+def round_trip(
+    src: Path = typer.Argument(..., help="SYNTHIA root (e.g. a `depthda synth` set)."),
+    style: Path = typer.Option(..., help="train-stage2 run folder (its checkpoint.pt holds both generators)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the round-tripped copy to (same layout)."),
+    every: int = typer.Option(1, help="Take every Nth frame of SRC."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier round trip in --out."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Copy a SYNTHIA root with its RGB sent through a style run's two generators and back, depth
+    unchanged: depth training frames that carry the style network's artefacts (docs/training.md)."""
+    from depthda.train.round_trip import round_trip_synthia
+
+    summary = round_trip_synthia(src, style, out, every=every, overwrite=overwrite, progress=progress)
+    typer.echo(f"wrote {summary['frames']} round-tripped frames to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

@@ -23,11 +23,13 @@ def register(app: typer.Typer) -> None:
         Everything runs on this machine, with no network: no analytics, no share link, nothing
         fetched from outside. Needs the demo extra: pip install 'depthda[demo]'. Ctrl-C stops it.
         """
-        try:
+        from depthda.cli.demo_settings import DemoSettings
+
+        settings = DemoSettings(checkpoint=checkpoint, max_frames=max_frames, port=port)
+        try:  # after the checks: Gradio takes seconds to import
             import gradio  # noqa: F401  (the optional demo extra)
         except ImportError:
             raise DepthdaError("the demo needs Gradio: pip install 'depthda[demo]'") from None
-        from depthda.cli.demo_app import DemoSettings, serve
+        from depthda.cli.demo_app import serve
 
-        settings = DemoSettings(checkpoint=checkpoint, max_frames=max_frames)
         serve(host, port, settings, on_ready=lambda url: typer.echo(f"depthda demo: serving on {url} (Ctrl-C stops)"))

@@ -8,6 +8,7 @@ the page loads nothing from outside the server (tests/test_demo.py watches every
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no usage reports, no version check
@@ -15,7 +16,6 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio at import: no
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -23,6 +23,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from depthda.cli.demo_settings import DemoSettings
 from depthda.errors import DepthdaError
 from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer
 from depthda.infer.pipeline import DepthPipeline
@@ -44,18 +45,6 @@ KEEP_RESULTS = 8         # result folders kept on disk; older ones are deleted a
 CAMERA = (90, 80, None)
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 SYSTEM_MONO = ["ui-monospace", "monospace"]
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """What `depthda demo` configures: the model folder and the video length limit."""
-    checkpoint: Path | None = None
-    max_frames: int = 150
-    device: str = "cpu"
-
-    def __post_init__(self):
-        if self.max_frames < 1:
-            raise DepthdaError("--max-frames must be at least 1")
 
 
 class Models:
@@ -281,6 +270,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860, settings: DemoSettings = De
 
 def _serve(built: tuple[gr.Blocks, dict], host: str, port: int, on_ready) -> None:
     app, launch_kwargs = built
+    # The server's own "ERROR: [Errno ...]" line would precede depthda's one line (a filter, as the
+    # server sets its logger's level itself when it starts).
+    server_log, quiet = logging.getLogger("uvicorn.error"), (lambda record: False)
+    server_log.addFilter(quiet)
     try:
         app.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True, show_error=True,
                    ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, prevent_thread_lock=True,
@@ -288,6 +281,8 @@ def _serve(built: tuple[gr.Blocks, dict], host: str, port: int, on_ready) -> Non
     except OSError as exc:  # gradio's message names its own environment variable and launch() argument
         raise DepthdaError(f"cannot serve on {host}:{port} (in use, or not an address of this machine): "
                            "choose another --port or --host") from exc
+    finally:
+        server_log.removeFilter(quiet)
     try:
         on_ready(f"http://{host}:{port}")
         while True:  # not app.block_thread(): it swallows Ctrl-C, which must reach the CLI (exit 130)

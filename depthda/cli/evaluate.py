@@ -103,9 +103,7 @@ def video(
     import json
 
     from depthda.errors import DepthdaError
-    from depthda.eval.video import evaluate_video, plot_over_time
-    from depthda.infer import DepthPipeline
-    from depthda.infer.local_predict import input_kind
+    from depthda.infer.checks import check_focal, input_kind, model_folders
     from depthda.paths import default_checkpoint
     from depthda.utils.fsio import write_text_atomic
     from depthda.utils.outputs import check_outputs, files_under
@@ -115,6 +113,14 @@ def video(
         raise DepthdaError(f"not a video: {clip}")
     if frames is not None and frames < 2:
         raise DepthdaError("--frames must be at least 2")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise DepthdaError(f"--plot writes a PNG: name it .png, not {plot.name}")
+    if focal is not None:
+        check_focal(focal)
+    model_folders(checkpoint, None, None, use_style=not no_style)
+    from depthda.eval.video import evaluate_video, plot_over_time  # torch: after the checks
+    from depthda.infer import DepthPipeline
+
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=not no_style)
     if focal is not None:
         pipe.focal_scale(focal, 1)  # fails early if the model cannot be rescaled
@@ -139,7 +145,7 @@ def row_prior_command(
     """How much of the predicted depth follows the image row instead of the scene (0: the scene, 1: the row)."""
     from depthda.errors import DepthdaError
     from depthda.eval.row_prior import check_shift, row_prior
-    from depthda.infer import DepthPipeline
+    from depthda.infer.checks import model_folders
     from depthda.utils.images import list_images, read_rgb
 
     try:
@@ -149,6 +155,9 @@ def row_prior_command(
     files = [f for p in inputs for f in (list_images(p)[0] if p.is_dir() else [p])]
     if not files:
         raise DepthdaError("no images found in " + ", ".join(map(str, inputs)))
+    model_folders(checkpoint, None, None, use_style=not no_style)
+    from depthda.infer import DepthPipeline  # torch: after the checks
+
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=not no_style)
     result = row_prior(pipe, (read_rgb(f) for f in files), shift=shift)
     typer.echo(f"row prior: {result.mean:.3f} over {len(files)} frames (0: depth follows the scene, "

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import typer
 
 
-# The choices of --depth-format: depthda.infer.local_predict.DEPTH_FORMATS, spelled out because importing
+# The choices of --depth-format: depthda.infer.checks.DEPTH_FORMATS, spelled out because importing
 # that module here would load torch for `depthda --help`.
 DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
 # depthda.infer.engine.ENGINES, spelled out for the same reason.
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """
         # Imported when the command runs: `depthda --help` does not wait for torch. OpenCV's own
         # log lines are silenced for every command in depthda.cli (unless --verbose).
-        from depthda.infer.distributed_predict import ReportedByRankZero
+        from depthda.utils.distributed import ReportedByRankZero
         from depthda.infer.pointcloud import CloudOptions
         from depthda.infer.predict import predict_path
 

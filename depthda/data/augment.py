@@ -23,11 +23,15 @@ slower than this one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
 from depthda.utils.images import resize_interpolation
+
+if TYPE_CHECKING:
+    import torch
 
 # Random zoom on top of the cover scale: up to 15 % extra, the range asked of stage 1.
 MAX_ZOOM = 1.15
@@ -195,4 +199,6 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     Divides by 127.5 where normalize.rgb_to_tensor multiplies by 1 / 127.5: the two differ in the
     last bit for 111 of the 256 values, and training inputs stay exactly what they have been.
     """
+    import torch  # here, so the data commands check their arguments before torch's import
+
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)

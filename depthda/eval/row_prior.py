@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from depthda.errors import DepthdaError
+
 DEFAULT_SHIFT = 0.2  # of the frame's height: wide enough for a real shift, narrow enough to overlap
 
 
@@ -57,6 +59,9 @@ def frame_row_prior(predict: Callable[[np.ndarray], np.ndarray], frame: np.ndarr
     check_shift(shift)
     h = frame.shape[0]
     s = max(1, round(shift * h))
+    if h - 2 * s < 1:  # the two crops must share at least one row
+        raise DepthdaError(f"an image {h} rows high is too short for a shift of {s} rows: it needs at least "
+                           f"{2 * s + 1} rows")
     top = _log(predict(np.ascontiguousarray(frame[: h - s])))
     bottom = _log(predict(np.ascontiguousarray(frame[s:])))
     overlap = h - 2 * s  # rows s .. h-s of the frame: rows s.. of `top`, rows 0.. of `bottom`

@@ -46,9 +46,7 @@ import dataclasses
 import os
 import pickle
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,11 +57,11 @@ import torch
 import torch.distributed as dist
 
 from depthda.errors import DepthdaError
-from depthda.infer.local_predict import (GPU_BATCH, PredictOptions, PredictResult, Request, check_request,
-                                   folder_output_names, input_kind, open_runner, planned_outputs, predict_into_folders,
-                                   predict_local)
+from depthda.infer.checks import (PredictOptions, Request, check_request, check_staged, folder_output_names, input_kind,
+                                  planned_outputs)
+from depthda.infer.local_predict import GPU_BATCH, PredictResult, open_runner, predict_into_folders, predict_local
 from depthda.utils.device import pick_device
-from depthda.utils.distributed import DistInfo
+from depthda.utils.distributed import DistInfo, ReportedByRankZero
 from depthda.utils.fsio import _tmp_prefix, atomic_dir, signals_deferred
 from depthda.utils.images import is_video_file
 
@@ -72,14 +70,6 @@ from depthda.utils.images import is_video_file
 # rank that dies does not keep the others waiting: its connections close, and torchrun stops the
 # launch when a process fails.
 _WAIT_FOR_SLOWEST = timedelta(days=7)
-
-
-class ReportedByRankZero(DepthdaError):
-    """The run failed, and rank 0 raises (and the CLI prints) the error: raised on the other ranks."""
-
-
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def torchrun_info() -> DistInfo:
@@ -227,41 +217,18 @@ def _predict_folder(inp: Path, out: Path, o: PredictOptions, info: DistInfo, gro
 
 
 class _Staging(contextlib.ExitStack):
-    """A rank's staging folders (rank 0's atomic_dir contexts, or _own_staging), and the signals
-    while they exist.
+    """A rank's staging folders (rank 0's atomic_dir contexts, or _own_staging).
 
     Ctrl-C (SIGINT, which torchrun forwards to every process) and SIGTERM (how torchrun stops the
-    other processes when one fails; by default it ends a process on the spot) raise
-    KeyboardInterrupt, so the folders go as on Ctrl-C in one process. While they are being removed
-    or renamed into place, a signal waits until that is done: torchrun's SIGTERM typically comes
-    just then, as the survivors of a failed process give up. (Unlike fsio.signals_deferred, which
-    holds signals for a few statements, these handlers act at once until the folders are being
-    moved, and only then hold.)
+    other processes when one fails; the CLI turns it into KeyboardInterrupt, depthda.cli.run)
+    remove the folders as on Ctrl-C in one process. While they are being removed or renamed into
+    place, the signals wait until that is done (depthda.utils.fsio.signals_deferred): torchrun's
+    SIGTERM typically comes just then, as the survivors of a failed process give up.
     """
 
-    _STOPS = (signal.SIGINT, signal.SIGTERM)
-
-    def __enter__(self) -> "_Staging":
-        self._held: bool | None = None  # None: signals act at once; else whether one is waiting
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():  # only it may set handlers
-            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self._STOPS}
-        return super().__enter__()
-
     def __exit__(self, *exc) -> bool:
-        self._held = False
-        try:
+        with signals_deferred():
             return super().__exit__(*exc)
-        finally:
-            for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
-            if self._held:
-                raise KeyboardInterrupt
-
-    def _on_signal(self, signum, frame) -> None:
-        if self._held is None:
-            raise KeyboardInterrupt
-        self._held = True
 
 
 def _plan(inp: Path, out: Path, o: PredictOptions, info: DistInfo,
@@ -324,6 +291,7 @@ def _publish(inp: Path, plan: _Plan, roots_by_rank: list[list[Path]], depth_form
         if rank != 0:
             (mine[k] / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, mine[k] / name)
+    check_staged(mine, len(plan.request.images))  # the rule of one process: all there, nothing else
     staging.close()  # atomic_dir renames rank 0's staging folders into place
 
 

@@ -12,13 +12,17 @@ to one size), i.e. DepthPipeline.networks traced by torch.onnx (the export that
 checked against torch on a real frame (the shipped sample clip's first, resized; largest
 difference at most AGREEMENT_M, else the model runs on torch with one warning line), and written
 atomically to a cache file named by a hash of the weights and configs, the working size and
-depthda's version, so it is made once per model and size and never stale.
+depthda's version, so it is made once per model and size and never stale. The graph's own sha256
+is written beside it and checked on every load: a graph whose bytes changed on disk can still
+load and give wrong depth, so it is made again.
 
 Where the cache lives (cache_dir): $DEPTHDA_CACHE if set; else beside the model (`onnx/` in the
 pipeline folder, or in the depth run's folder for --style/--depth runs) when that folder is
 writable and is not the model shipped with depthda; else $XDG_CACHE_HOME/depthda/onnx (default
 ~/.cache/depthda/onnx). The shipped model is never written beside: its folder is the source
-checkout or site-packages, which a run must not change.
+checkout or site-packages, which a run must not change. With `--engine onnxruntime` a cache
+folder that cannot be written (a file, read-only, full) is an error; with `auto` the model then
+runs on torch, with one warning line.
 
 Threads. A session runs with `threads` intra-op threads (FrameParallel's threads per worker: one
 on a two-core machine, where two workers each run a whole frame) and no spinning, since the
@@ -31,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -43,7 +48,7 @@ from torch import nn
 import depthda
 from depthda.errors import DepthdaError, DepthdaWarning
 from depthda.paths import default_checkpoint, sample_video
-from depthda.utils.fsio import atomic_path
+from depthda.utils.fsio import atomic_path, write_text_atomic
 
 ENGINES = ("auto", "torch", "onnxruntime")
 AGREEMENT_M = 0.01     # an exported graph must agree with torch to 1 cm on the check frame
@@ -133,6 +138,45 @@ def cache_dir(model_dir: Path | None) -> Path:
     return user_cache_dir()
 
 
+def check_cache_dir(folder: Path) -> None:
+    """The cache folder exists or can be made, and graphs can be written into it."""
+    if folder.exists() and not folder.is_dir():
+        raise DepthdaError(f"cannot keep ONNX Runtime's graphs in {folder}: it is a file, not a folder; set "
+                           "$DEPTHDA_CACHE to a writable folder, or give --engine torch")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".depthda-probe-")
+        probe.close()
+    except OSError as exc:
+        raise _cache_error(folder, exc) from None
+
+
+def _cache_error(folder: Path, exc: OSError) -> DepthdaError:
+    return DepthdaError(f"cannot keep ONNX Runtime's graphs in {folder}: {exc.strerror or exc}; set "
+                        "$DEPTHDA_CACHE to a writable folder, or give --engine torch")
+
+
+# A cached graph is used only if its bytes still have the sha256 recorded beside it when it was
+# made and checked: a graph corrupted on disk can still load, and would give wrong depth.
+def _digest_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".sha256")
+
+
+def _digest_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded_digest(graph: Path) -> str | None:
+    try:
+        return _digest_path(graph).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def weights_hash(pipe) -> str:
     """sha256 of both networks' weights and configs (what decides the graph besides its size)."""
     h = hashlib.sha256()
@@ -154,12 +198,17 @@ class OrtNetworks:
     thread count, made (exported, checked, cached) on first use; None where that failed and the
     pipeline runs torch instead."""
 
-    def __init__(self, pipe, model_dir: Path | None = None):
+    def __init__(self, pipe, model_dir: Path | None = None, required: bool = False):
+        """`required`: ONNX Runtime was asked for by name (--engine onnxruntime), so a cache that
+        cannot be written is an error; otherwise (auto) the model then runs on torch, with a warning."""
         import onnxruntime  # a core dependency; imported here so the torch engine does not need it loaded
 
         self._ort = onnxruntime
         self.pipe = pipe
         self.dir = cache_dir(model_dir)
+        self.required = required
+        if required:
+            check_cache_dir(self.dir)
         self._hash: str | None = None
         self._sessions: dict[tuple[int, int, int], object] = {}
         self._lock = threading.Lock()
@@ -195,18 +244,25 @@ class OrtNetworks:
 
     def _open(self, hp: int, wp: int, threads: int):
         path = self.graph_path(hp, wp)
-        if path.is_file():
+        if path.is_file() and _digest_file(path) == _recorded_digest(path):
             try:
                 return self._load(path, threads)
             except Exception:  # noqa: BLE001 - an unreadable cache file is made again below
                 pass
         try:
             return self._export(path, hp, wp, threads)
+        except OSError as exc:
+            if self.required:  # the file system said no (a file where the folder goes, a full disk)
+                raise _cache_error(self.dir, exc) from None
+            return self._fall_back(hp, wp, exc)
         except Exception as exc:  # noqa: BLE001 - any failure to export means: run on torch
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            warnings.warn(EngineWarning(f"this model does not run on ONNX Runtime at {hp}x{wp} ({reason}); "
-                                        "running it with torch"), stacklevel=2)
-            return None
+            return self._fall_back(hp, wp, exc)
+
+    def _fall_back(self, hp: int, wp: int, exc: Exception) -> None:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(EngineWarning(f"this model does not run on ONNX Runtime at {hp}x{wp} ({reason}); "
+                                    "running it with torch"), stacklevel=3)
+        return None
 
     def _export(self, path: Path, hp: int, wp: int, threads: int):
         frame = check_frame(hp, wp)
@@ -222,6 +278,8 @@ class OrtNetworks:
             diff = float(np.abs(got - reference).max())
             if not diff <= AGREEMENT_M:
                 raise DepthdaError(f"the graph differs from torch by {diff:.3g} m on a sample frame")
+            digest = _digest_file(tmp)
+        write_text_atomic(_digest_path(path), digest + "\n")  # after the graph: a graph without it is made again
         self.max_abs_diff[(hp, wp)] = diff
         return self._load(path, threads)
 

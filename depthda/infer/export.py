@@ -31,19 +31,13 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.infer.checks import check_export, check_export_size
 from depthda.infer.engine import trace_onnx
 from depthda.infer.pipeline import DepthPipeline
-from depthda.paths import default_checkpoint, sample_video
+from depthda.paths import sample_video
 from depthda.utils.fsio import atomic_path
-from depthda.utils.memory import check_disk_space, check_fits
-from depthda.utils.outputs import check_outputs, files_under
-from depthda.utils.size import parse_size
+from depthda.utils.memory import check_disk_space
 
-FORMATS = ("onnx", "torchscript")
-INPUT_TYPES = ("uint8", "float")
-# Held per pixel of the export size while tracing and checking: the uint8 sample, its float copy,
-# the resize intermediates and the depth, each in PyTorch and in the exported runtime: 16 floats.
-EXPORT_BYTES_PER_PIXEL = 64
 
 
 @dataclass
@@ -86,20 +80,14 @@ def sample_input(size: tuple[int, int], input_type: str, batch: int = 1) -> torc
 def export_pipeline(fmt: str, output: str | Path, *, checkpoint: str | Path | None = None,
                     style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
                     size: tuple[int, int] | str | None = None, input_type: str = "uint8") -> ExportResult:
-    if fmt not in FORMATS:
-        raise DepthdaError(f"unknown export format {fmt!r} (use onnx or torchscript)")
-    if input_type not in INPUT_TYPES:
-        raise DepthdaError(f"unknown input type {input_type!r} (use uint8 or float)")
     output = Path(output)
-    models = [style, depth] if style is not None or depth is not None else [checkpoint or default_checkpoint()]
-    check_outputs(reads=files_under(*models), files=[output])
+    size = check_export(fmt, output, checkpoint=checkpoint, style=style, depth=depth, size=size, input_type=input_type)
     pipe = DepthPipeline.from_checkpoint(checkpoint, style=style, depth=depth, device="cpu", use_style=use_style,
                                          engine="torch")
-    if isinstance(size, str):
-        size = parse_size(size, min_side=1)  # the pipeline fits any size to the networks (its resize policy)
-    size = tuple(size) if size is not None else tuple(int(v) for v in pipe.depth_config["size"])
+    if size is None:
+        size = tuple(int(v) for v in pipe.depth_config["size"])
+        check_export_size(size)
     pipe.working_size(*size)  # refuses absurd sizes before tracing
-    check_fits(size[0] * size[1] * EXPORT_BYTES_PER_PIXEL, f"exporting at {size[0]}x{size[1]}")
     graph = _Graph(pipe).eval()
     x = sample_input(size, input_type)
     with torch.inference_mode():

@@ -37,25 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from depthda.data.kitti import rectified_camera
 from depthda.errors import DepthdaError
-from depthda.infer.colorize import DEFAULT_CMAP, DepthColorizer, check_range, colormap_lut, side_by_side
-from depthda.infer.pipeline import DepthPipeline, check_focal
+from depthda.infer.checks import (PredictOptions, Request, check_request, check_staged, depth_suffix, folder_output_names,
+                                  planned_outputs)
+from depthda.infer.colorize import DepthColorizer, side_by_side
+from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.pointcloud import CLOUD_SUFFIXES, CloudOptions, principal_from_calib, write_cloud
 from depthda.infer.scheduling import FrameParallel, run_overlapped
 from depthda.infer.temporal import TemporalFilter
 from depthda.infer.video_io import CPU_DECODER, CPU_ENCODER, VideoReader, VideoWriter
 from depthda.utils.device import pick_device
-from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred
-from depthda.utils.images import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image_file, is_video_file, list_images, read_rgb,
-                                  write_rgb)
-from depthda.utils.outputs import check_outputs, check_replaceable
-
-DEPTH_FORMATS = ("png16", "npy")
+from depthda.utils.fsio import atomic_dir, atomic_path, signals_deferred, write_bytes
+from depthda.utils.images import read_rgb, write_image, write_rgb
 
 
 @dataclass
@@ -87,79 +83,12 @@ def depth_png16(depth_m: np.ndarray) -> np.ndarray:
 def write_depth(path: Path, depth_m: np.ndarray, fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "png16":
-        if not cv2.imwrite(str(path), depth_png16(depth_m)):
-            raise DepthdaError(f"could not write {path}")
+        write_image(path, depth_png16(depth_m))
     else:
         # Through Python's own write: np.save to a file path reports a full disk without an errno.
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(depth_m, np.float32))
-        path.write_bytes(buffer.getvalue())
-
-
-def depth_suffix(fmt: str) -> str:
-    return ".png" if fmt == "png16" else ".npy"
-
-
-# ---------------------------------------------------------------------------- options
-
-def focal_from_calib(path: str | Path, camera: int = 2) -> float:
-    """P_rect_0c[0, 0] of a KITTI calib_cam_to_cam.txt (camera 2 = left colour)."""
-    return rectified_camera(path, camera)[0]
-
-
-def input_kind(path: Path) -> str:
-    if not path.exists():
-        raise DepthdaError(f"input not found: {path}")
-    if path.is_dir():
-        return "folder"
-    if path.stat().st_size == 0:
-        raise DepthdaError(f"input file is empty: {path}")
-    if is_video_file(path):
-        return "video"
-    if is_image_file(path):
-        return "image"
-    raise DepthdaError(f"unsupported input {path}: expected an image ({', '.join(IMAGE_SUFFIXES)}), "
-                       f"a folder of images or a video ({', '.join(VIDEO_SUFFIXES)})")
-
-
-def cloud_suffix(kind: str, out: Path, cloud: CloudOptions | None) -> str | None:
-    """".ply" or ".glb" when a run writes point clouds instead of colour images, else None."""
-    if kind == "image" and out.suffix.lower() in CLOUD_SUFFIXES:
-        return out.suffix.lower()
-    return "." + cloud.format if cloud is not None and cloud.format else None
-
-
-def planned_outputs(kind: str, inp: Path, out: Path, depth_format: str | None) -> tuple[list[Path], list[Path]]:
-    """(files, folders) a run will replace: the main output and the lossless-depth side output."""
-    ext = depth_suffix(depth_format) if depth_format else None
-    if kind == "video":
-        return [out], [out.with_name(out.stem + "_depth")] if ext else []
-    if kind == "folder":
-        return [], [out] + ([out.with_name(out.name + "_depth")] if ext else [])
-    target = out if out.suffix else out / (inp.stem + ".png")
-    return [target] + ([target.with_name(target.stem + "_depth" + ext)] if ext else []), []
-
-
-def _check_no_alias(kind: str, inp: Path, out: Path, depth_format: str | None) -> None:
-    """No output may be the input, hold it (a replaced folder would delete it) or, for a folder
-    input, lie inside it (depthda.utils.outputs); a replaced folder holds only depthda's files."""
-    files, folders = planned_outputs(kind, inp, out, depth_format)
-    check_outputs(reads=[inp] if kind != "folder" else [], trees=[inp] if kind == "folder" else [],
-                  files=files, folders=folders)
-    for folder in folders:
-        check_replaceable(folder, lambda rel: rel.suffix.lower() in (".png", ".npy", *CLOUD_SUFFIXES), "depthda")
-
-
-def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = None) -> None:
-    _check_no_alias(kind, inp, out, depth_format)
-    if kind == "video" and out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise DepthdaError(f"video output must end in one of {', '.join(VIDEO_SUFFIXES)}: {out}")
-    if kind == "folder":
-        if out.exists() and not out.is_dir():
-            raise DepthdaError(f"output for a folder must be a folder, but {out} is a file")
-    if kind == "image" and out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES + CLOUD_SUFFIXES:
-        raise DepthdaError(f"image output must end in one of {', '.join(IMAGE_SUFFIXES + CLOUD_SUFFIXES)} "
-                           f"(or have no suffix to name a folder): {out}")
+        write_bytes(path, buffer.getvalue())
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
@@ -170,97 +99,9 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
 # ---------------------------------------------------------------------------- the runs
 
-@dataclass(frozen=True)
-class PredictOptions:
-    """Everything predict_path takes besides the input and the output (see its docstring), as one value."""
-    pipeline: DepthPipeline | None = None
-    checkpoint: str | Path | None = None
-    style: str | Path | None = None
-    depth: str | Path | None = None
-    use_style: bool = True
-    device: str = "auto"
-    engine: str = "auto"
-    batch_size: int | None = None
-    cmap: str = DEFAULT_CMAP
-    depth_range: tuple[float, float] | None = None
-    side_by_side: bool = False
-    depth_format: str | None = None
-    focal_px: float | None = None
-    calib: str | Path | None = None
-    compile: bool = False
-    max_frames: int | None = None
-    progress: bool = True
-    smooth: bool = True
-    cloud: CloudOptions | None = None
-
-
-@dataclass
-class Request:
-    """A checked run: what the input is, and every option that can be checked without a model."""
-    kind: str                     # "image", "folder" or "video"
-    input: Path
-    output: Path
-    focal_px: float | None        # --focal, or P_rect_02's from --calib
-    images: list[Path] = field(default_factory=list)  # a folder's images, sorted (list_images)
-    skipped: int = 0              # a folder's other files
-
-
-def check_request(inp: Path, out: Path, o: PredictOptions) -> Request:
-    """Every check that needs no model, so that a bad run fails before one loads; lists a folder."""
-    kind = input_kind(inp)
-    if o.depth_format is not None and o.depth_format not in DEPTH_FORMATS:
-        raise DepthdaError(f"unknown depth format {o.depth_format!r} (use png16 or npy)")
-    _check_output(kind, inp, out, o.depth_format)
-    if o.focal_px is not None and o.calib is not None:
-        raise DepthdaError("give --focal or --calib, not both")
-    focal_px = focal_from_calib(o.calib) if o.calib is not None else o.focal_px
-    if focal_px is not None:
-        check_focal(focal_px)
-    if o.batch_size is not None and not 1 <= o.batch_size <= MAX_BATCH:
-        raise DepthdaError(f"--batch-size must be from 1 to {MAX_BATCH}, got {o.batch_size}")
-    if o.max_frames is not None and o.max_frames < 1:
-        raise DepthdaError("--frames must be at least 1")
-    if cloud_suffix(kind, out, o.cloud) and (kind == "video" or o.side_by_side):
-        raise DepthdaError("point clouds are made from images and folders of images, without --side-by-side")
-    if kind == "image" and o.cloud is not None and o.cloud.format and cloud_suffix(kind, out, None) is None:
-        raise DepthdaError(f"--cloud {o.cloud.format} for one image: name the output .{o.cloud.format}")
-    colormap_lut(o.cmap)  # an unknown colormap fails before any model loads
-    if o.depth_range is not None:
-        check_range(*o.depth_range)
-    request = Request(kind, inp, out, focal_px)
-    if kind == "folder":
-        images, skipped = list_images(inp)
-        if not images:
-            raise DepthdaError(f"no images in {inp} ({len(skipped)} other files; images end in "
-                               f"{', '.join(IMAGE_SUFFIXES)})")
-        _check_distinct_names(inp, out, images)
-        request.images, request.skipped = images, len(skipped)
-    return request
-
-
-def _check_distinct_names(inp: Path, out: Path, images: list[Path]) -> None:
-    # Outputs are named after the input without its suffix: a.jpg and a.png would share a.png.
-    seen: dict[Path, Path] = {}
-    for image in images:
-        name = folder_output_names(inp, image, None)[0]
-        if name in seen:
-            raise DepthdaError(f"{seen[name]} and {image} would both be written to {out / name}; "
-                               "rename one of them")
-        seen[name] = image
-
-
-def _check_staged(roots: list[Path], count: int) -> None:
-    # A staging folder removed mid-run is re-created by the writers with only the later files.
-    for root in roots:
-        found = sum(1 for p in root.rglob("*") if p.is_file())
-        if found != count:
-            raise DepthdaError(f"the staging folder {root} holds {found} of the {count} files written: it was "
-                               "changed during the run; nothing was replaced")
-
-
-def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
-    """predict_path in this process alone."""
-    request = check_request(inp, out, o)
+def predict_local(inp: Path, out: Path, o: PredictOptions, request: Request | None = None) -> PredictResult:
+    """predict_path in this process alone; `request`: check_request's for these arguments, if made already."""
+    request = request or check_request(inp, out, o)
     on_cpu = (o.pipeline.device if o.pipeline is not None else pick_device(o.device)).type == "cpu"
     reader = (VideoReader(inp, max_frames=o.max_frames, **(CPU_DECODER if on_cpu else {}))
               if request.kind == "video" else None)
@@ -282,7 +123,6 @@ def predict_local(inp: Path, out: Path, o: PredictOptions) -> PredictResult:
 
 
 GPU_BATCH = 8  # frames per network call on CUDA unless --batch-size says otherwise
-MAX_BATCH = 1024  # frames per call: more only multiplies the memory held
 
 
 @contextlib.contextmanager
@@ -341,20 +181,13 @@ def _predict_images(inp: Path, images: list[Path], out: Path, *, folder: bool, d
         if folder:
             roots = [stack.enter_context(atomic_dir(target)) for target in folders]
             busy = predict_into_folders(inp, images, roots, depth_format=depth_format, **opts)
-            _check_staged(roots, len(images))
+            check_staged(roots, len(images))
         else:
             targets = [stack.enter_context(atomic_path(target)) for target in files]
             busy = _write_images(images, {images[0]: targets}, depth_format=depth_format, **opts)
     written = folders if folder else files  # [colour] or [colour, depth]
     return PredictResult("folder" if folder else "image", written[0], len(images),
                          depth_output=written[1] if depth_format else None, stage_seconds=busy)
-
-
-def folder_output_names(inp: Path, image: Path, depth_format: str | None, cloud_format: str | None = None) -> list[Path]:
-    """Where a folder run writes `image`, relative to each of planned_outputs("folder", ...)'s
-    folders: the colour PNG (or point cloud) in OUTPUT, and the lossless depth in OUTPUT_depth."""
-    colour = image.relative_to(inp).with_suffix("." + cloud_format if cloud_format else ".png")
-    return [colour] + ([colour.with_suffix(depth_suffix(depth_format))] if depth_format else [])
 
 
 def predict_into_folders(inp: Path, images: list[Path], roots: list[Path], *, depth_format: str | None,
@@ -496,5 +329,5 @@ def _predict_video(reader: VideoReader, out: Path, *, pipeline, run, colorizer, 
         if writer.frames_written != reader.frames_read:
             raise DepthdaError(f"wrote {writer.frames_written} frames but read {reader.frames_read}")
         if tmp_depth is not None:
-            _check_staged([tmp_depth], writer.frames_written)
+            check_staged([tmp_depth], writer.frames_written)
     return PredictResult("video", out, writer.frames_written, depth_output=depth_dir, stage_seconds=busy)

@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.infer.checks import check_focal, model_folders
 from depthda.infer.engine import OrtNetworks, resolve_engine
 from depthda.infer.pointcloud import CloudOptions, Intrinsics, PointCloud, depth_to_cloud
 from depthda.infer.temporal import TemporalFilter
@@ -71,13 +72,19 @@ from depthda.models.batch_norm import per_image_batch_norm
 from depthda.models.configs import resize_policy
 from depthda.models.depth_param import DepthParam
 from depthda.models.normalize import to_signed_unit
+from depthda.models.resnet_generator import ResnetGenerator
 from depthda.models.weights import load_exported
-from depthda.paths import default_checkpoint
 from depthda.utils.device import autocast, autocast_dtype, pick_device
 from depthda.utils.images import resize_interpolation, to_rgb_uint8
 
 # A 1:20 portrait strip at W_net=416 is already 8320 rows; anything taller is a mistake, not a photo.
 MAX_WORKING_HEIGHT = 8192
+
+
+def padding_multiple(depth: nn.Module) -> int:
+    """What the working size is padded to a multiple of: the depth network's stride and the style
+    generator's (whether or not it runs)."""
+    return math.lcm(int(getattr(depth, "stride", 1)), ResnetGenerator.stride)
 
 
 def working_geometry(depth_config: dict, multiple: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -107,19 +114,6 @@ def resize_matrix(size_in: int, size_out: int, interpolation: int) -> torch.Tens
     return torch.from_numpy(cv2.resize(eye, (size_in, size_out), interpolation=interpolation).astype(np.float32))
 
 
-# Focal lengths a camera can have, in pixels: below one pixel or above a million (a 0.1° field of
-# view over 2000 px is 1.1e6) is a typo, and would scale depth to zero or past float range.
-FOCAL_PX_RANGE = (1.0, 1e6)
-
-
-def check_focal(focal_px: float) -> float:
-    lo, hi = FOCAL_PX_RANGE
-    if not (math.isfinite(focal_px) and lo <= focal_px <= hi):
-        raise DepthdaError(f"focal length must be a positive, finite number of pixels from {lo:g} to {hi:g}, "
-                           f"got {focal_px}")
-    return float(focal_px)
-
-
 class DepthPipeline(nn.Module):
     """Style generator (real → synthetic, optional) + depth U-Net + decoding to metres."""
 
@@ -140,7 +134,7 @@ class DepthPipeline(nn.Module):
             self.resize_policy = resize_policy(depth_config)
         except ValueError as exc:
             raise DepthdaError(f"depth model config: {exc}") from None
-        self.multiple = math.lcm(int(getattr(depth, "stride", 1)), 4)
+        self.multiple = padding_multiple(depth)
         focal = depth_config.get("focal_px")
         self.train_focal_px = float(focal) if focal else None
         self.ort: OrtNetworks | None = None  # ONNX Runtime for the numpy path's networks (engine)
@@ -156,20 +150,9 @@ class DepthPipeline(nn.Module):
         CUDA), "torch" or "onnxruntime" (depthda.infer.engine); `compile`: torch.compile them (torch
         engine only).
         """
-        if checkpoint is not None and (style is not None or depth is not None):
-            raise DepthdaError("give either a checkpoint folder or --style/--depth runs, not both")
-        if checkpoint is None and style is None and depth is None:
-            checkpoint = default_checkpoint()
-        if checkpoint is not None:
-            checkpoint = Path(checkpoint)
-            if not checkpoint.is_dir():
-                raise DepthdaError(f"checkpoint folder not found: {checkpoint}")
-            style, depth = checkpoint / "style", checkpoint / "depth"
-        elif depth is None:
-            raise DepthdaError("--style RUN needs --depth RUN too")
-        elif style is None and use_style:
-            raise DepthdaError("--depth RUN without --style RUN: add --style RUN, or --no-style")
+        checkpoint, style, depth = model_folders(checkpoint, style, depth, use_style)
         device = pick_device(device) if isinstance(device, str) else torch.device(device)
+        required = engine == "onnxruntime"  # asked for by name: a cache it cannot use is an error
         engine = resolve_engine(engine, device)
         depth_model, depth_config = load_exported(depth, "cpu")
         if depth_config.get("kind", "depth") != "depth":
@@ -184,7 +167,7 @@ class DepthPipeline(nn.Module):
         pipe = cls(depth_model, depth_config, style_model, style_config)
         pipe = pipe.to(device, memory_format=torch.channels_last).eval()
         if engine == "onnxruntime":
-            pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth))
+            pipe.ort = OrtNetworks(pipe, checkpoint if checkpoint is not None else Path(depth), required=required)
         if compile and engine == "torch":  # ONNX Runtime compiles its own graph; tracing wants plain modules
             pipe.compile_()
         return pipe

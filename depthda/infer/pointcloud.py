@@ -70,6 +70,9 @@ def principal_from_calib(path: str | Path, camera: int = 2) -> tuple[float, floa
     return float(p[2]), float(p[6])
 
 
+MAX_STRIDE = 1000  # a 100-megapixel photo keeps about 100 points at this stride: larger is a typo
+
+
 @dataclass(frozen=True)
 class CloudOptions:
     """How a depth map becomes points: `stride` keeps every Nth pixel along both axes; points
@@ -85,8 +88,8 @@ class CloudOptions:
     def __post_init__(self):
         if self.format is not None and self.format not in CLOUD_FORMATS:
             raise DepthdaError(f"unknown point cloud format {self.format!r} (use ply or glb)")
-        if not (isinstance(self.stride, int) and self.stride >= 1):
-            raise DepthdaError("--stride must be a whole number of at least 1")
+        if not (isinstance(self.stride, int) and 1 <= self.stride <= MAX_STRIDE):
+            raise DepthdaError(f"--stride must be a whole number from 1 to {MAX_STRIDE}, got {self.stride}")
         if self.max_depth is not None and not (math.isfinite(self.max_depth) and self.max_depth > 0):
             raise DepthdaError("--max-depth must be a positive number of metres")
 

@@ -7,11 +7,15 @@ for byte, as a result (depthda.infer.distributed_predict).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from depthda.infer.checks import PredictOptions, check_request
 from depthda.infer.colorize import DEFAULT_CMAP
-from depthda.infer.distributed_predict import launched_by_torchrun, predict_distributed
-from depthda.infer.local_predict import PredictOptions, PredictResult, predict_local
 from depthda.infer.pointcloud import CloudOptions
+from depthda.utils.distributed import launched_by_torchrun
+
+if TYPE_CHECKING:
+    from depthda.infer.local_predict import PredictResult
 
 
 def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
@@ -34,6 +38,12 @@ def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkp
                              device=device, engine=engine, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
                              side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
                              compile=compile, max_frames=max_frames, progress=progress, smooth=smooth, cloud=cloud)
+    input, output = Path(input), Path(output)
     if distributed and launched_by_torchrun():
-        return predict_distributed(Path(input), Path(output), options)
-    return predict_local(Path(input), Path(output), options)
+        from depthda.infer.distributed_predict import predict_distributed  # rank 0 checks, for one error line
+
+        return predict_distributed(input, output, options)
+    request = check_request(input, output, options)  # before torch's import: a bad run is refused at once
+    from depthda.infer.local_predict import predict_local
+
+    return predict_local(input, output, options, request)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from depthda.errors import DepthdaError
+from depthda.models.arg_bounds import CHANNELS
 
 # (repeats, kernel, stride, expansion, out channels) of EfficientNet-B0/Lite0's seven stages; the
 # stem gives 32 channels. Lite0 drops squeeze-and-excitation and uses ReLU6.
@@ -91,6 +92,7 @@ class EffNetUNet(nn.Module):
     """
 
     stride = 32
+    ARG_BOUNDS = {"in_channels": CHANNELS, "out_channels": CHANNELS, "decoder": (int, 1, 256)}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, decoder: int = 16):
         super().__init__()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from depthda.models.arg_bounds import CHANNELS, FILTERS
+
 PATCHGAN_PRESETS: dict[str, dict] = {
     "paper": dict(base=64, n_layers=3),
     # CPU-sized: 2 stride-2 layers still see 34×34 patches, plenty at 128×416.
@@ -35,6 +37,9 @@ def _norm(kind: str, ch: int) -> list[nn.Module]:
 
 
 class PatchGAN(nn.Module):
+    ARG_BOUNDS = {"in_channels": CHANNELS, "base": FILTERS, "n_layers": (int, 1, 8),
+                  "norm": ("instance", "batch", "none")}
+
     def __init__(self, in_channels: int = 3, base: int = 64, n_layers: int = 3, norm: str = "instance"):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, base, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.models.arg_bounds import CHANNELS, FILTERS
 
 # `paper`: CycleGAN's published configuration (resnet_9blocks, ngf 64).
 # `small`: a CPU-sized version fast enough to train in an hour and to run in real time.
@@ -32,6 +33,9 @@ class ResidualBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
+    ARG_BOUNDS = {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": FILTERS, "n_blocks": (int, 0, 64)}
+    stride = 4
+
     def __init__(self, in_channels: int = 3, out_channels: int = 3, base: int = 64, n_blocks: int = 9):
         super().__init__()
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, base, 7),
@@ -48,11 +52,10 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    stride = 4
-
     def check_size(self, height: int, width: int) -> None:
-        if height % 4 or width % 4 or height < 16 or width < 16:
-            raise DepthdaError(f"input size {height}x{width} is not a multiple of the style generator's stride 4 "
+        s = self.stride
+        if height % s or width % s or height < 16 or width < 16:
+            raise DepthdaError(f"input size {height}x{width} is not a multiple of the style generator's stride {s} "
                                "(or is smaller than 16 pixels)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.models.arg_bounds import CHANNELS, FILTERS
 
 # `paper`: the generator of Atapour-Abarghouei & Breckon (2018) is pix2pix's unet_256: 8 levels,
 # 64 base filters, batch norm, transposed convolutions, dropout in the 3 innermost decoders.
@@ -60,6 +61,9 @@ class _Up(nn.Module):
 
 class UNet(nn.Module):
     """RGB in [-1, 1] -> `out_channels` maps in [-1, 1] (tanh), at the input's resolution."""
+
+    ARG_BOUNDS = {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": FILTERS, "levels": (int, 2, 10),
+                  "max_mult": (int, 1, 64), "upsample": ("transpose", "bilinear"), "dropout": (bool,)}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, base: int = 64, levels: int = 8,
                  max_mult: int = 8, upsample: str = "transpose", dropout: bool = True):

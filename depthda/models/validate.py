@@ -17,22 +17,13 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from depthda.errors import DepthdaError
+from depthda.models import ARCHITECTURES, build_model
 from depthda.models.batch_norm import BATCH_NORM_MODES
 from depthda.models.configs import resize_policy
 from depthda.models.depth_param import DepthParam
 
-# Per architecture: argument → (type, lowest, highest) or a tuple of allowed values. The ranges
-# hold every published and preset configuration with room to spare, and nothing absurd.
-CHANNELS = (int, 1, 16)
-ARG_BOUNDS: dict[str, dict[str, tuple]] = {
-    "unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024), "levels": (int, 2, 10),
-             "max_mult": (int, 1, 64), "upsample": ("transpose", "bilinear"), "dropout": (bool,)},
-    "effnet_unet": {"in_channels": CHANNELS, "out_channels": CHANNELS, "decoder": (int, 1, 256)},
-    "resnet_generator": {"in_channels": CHANNELS, "out_channels": CHANNELS, "base": (int, 1, 1024),
-                         "n_blocks": (int, 0, 64)},
-    "patchgan": {"in_channels": CHANNELS, "base": (int, 1, 1024), "n_layers": (int, 1, 8),
-                 "norm": ("instance", "batch", "none")},
-}
+# Per architecture: its constructor's arguments and their bounds (depthda/models/arg_bounds.py).
+ARG_BOUNDS: dict[str, dict[str, tuple]] = {arch: cls.ARG_BOUNDS for arch, cls in ARCHITECTURES.items()}
 MAX_SIDE = 4096  # pixels: a training resolution beyond this is a typo, not a plan
 # Weights are stored as floats (batch norm's step counter as int64); other integer or boolean
 # tensors are not a trained network's.
@@ -56,15 +47,10 @@ def _check_value(source: str, name: str, value, bound: tuple) -> None:
 
 
 def stride(config: dict) -> int:
-    """What the training size (and any input) must be a multiple of for this architecture."""
-    arch, args = config["arch"], config.get("arch_args", {})
-    if arch == "unet":
-        return 2 ** args.get("levels", 8)
-    if arch == "resnet_generator":
-        return 4
-    if arch == "effnet_unet":
-        return 32
-    return 1
+    """What the training size (and any input) must be a multiple of: the network's own stride (1
+    for a network without one). Built on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return getattr(build_model(config), "stride", 1)
 
 
 def check_config(config, source: str) -> dict:

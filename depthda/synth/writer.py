@@ -12,22 +12,25 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from tqdm import tqdm
 
 from depthda.data.synthia import INTRINSICS_FILE, RAND_DEPTH_DIR, RAND_RGB_DIR, write_synthia_sample
 from depthda.errors import DepthdaError
 from depthda.synth.camera import ANGLE_JITTER_DEG, HEIGHT_RANGE_M, YAW_JITTER_DEG, Camera
-from depthda.synth.render import SKY_DEPTH_M, render_scene
 from depthda.synth.scene import PROFILES
-from depthda.utils.device import pick_device
 from depthda.utils.fsio import atomic_dir, write_text_atomic
 from depthda.utils.memory import check_fits
 from depthda.utils.outputs import check_outputs, check_overwrite
 
+if TYPE_CHECKING:
+    import torch
+
 GENERATOR_NAME = "depthda.synth"
 GENERATOR_VERSION = "1"  # bump whenever the same seed renders a different image
 MIN_SIDE = 16
+MAX_COUNT = 10_000_000  # images of one dataset: ten times SYNTHIA's largest set is already a typo's size
 # Peak memory of rendering one image grows by this much per pixel (the ray caster's per-pixel
 # buffers); docs/robustness.md gives the measurement.
 RENDER_BYTES_PER_PIXEL = 350
@@ -57,8 +60,8 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
                progress: bool = True, profile: str = "street") -> dict:
     """Render `count` streets into `out`; returns a summary including the measured images/s."""
     out = Path(out)
-    if int(count) <= 0:
-        raise DepthdaError(f"--count must be a positive number of images (got {count})")
+    if not 1 <= int(count) <= MAX_COUNT:
+        raise DepthdaError(f"--count must be a number of images from 1 to {MAX_COUNT:,} (got {count})")
     if profile not in PROFILES:
         raise DepthdaError(f"unknown --profile {profile!r} (use {', '.join(PROFILES)})")
     height, width = (int(s) for s in size)
@@ -66,6 +69,11 @@ def synthesize(out: str | Path, count: int, size: tuple[int, int] = (192, 640), 
         raise DepthdaError(f"size {height}x{width} is too small: each side needs at least {MIN_SIDE} px")
     check_output(out, overwrite)
     check_fits(height * width * RENDER_BYTES_PER_PIXEL, f"rendering {height}x{width} images")
+    import torch  # after the checks: a bad run is refused without waiting for torch's import
+
+    from depthda.synth.render import SKY_DEPTH_M, render_scene
+    from depthda.utils.device import pick_device
+
     dev = device if isinstance(device, torch.device) else pick_device(device or "auto")
     camera = camera or Camera()
 

@@ -3,8 +3,7 @@
 The entries: "step"; "task" (Task.state_dict() of rank 0); "rng" (each rank's RNG states, by
 rank); "compat" (Task.compat()); "config"; "best" (the best validation so far, or None);
 "samples_drawn" (how many samples each rank has taken from its data stream, where a resumed run's
-data continues; absent in checkpoints from before tasks took several batches per step: one batch
-per step then); and under torchrun, when the task keeps per-rank state, "rank_task" (rank r's
+data continues); and under torchrun, when the task keeps per-rank state, "rank_task" (rank r's
 Task.per_rank_state entries at index r - 1). `load_checkpoint` checks these before anything uses them.
 
 Written with torch.save to a temporary file and renamed, so a crash mid-write leaves the previous
@@ -114,7 +113,7 @@ def _check_layout(path: Path, state) -> None:
 
     if not isinstance(state, dict):
         refuse(f"it holds a {type(state).__name__}, not a dict")
-    for key, kind in (("step", int), ("task", dict), ("rng", list), ("compat", dict)):
+    for key, kind in (("step", int), ("task", dict), ("rng", list), ("compat", dict), ("samples_drawn", int)):
         if key not in state:
             refuse(f"it has no {key!r} entry")
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
@@ -127,9 +126,8 @@ def _check_layout(path: Path, state) -> None:
     if best is not None and not (isinstance(best, dict) and isinstance(best.get("score"), (int, float))
                                  and isinstance(best.get("step"), int)):
         refuse("its 'best' entry has no numeric score and step")
-    drawn = state.get("samples_drawn", 0)
-    if not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0:
-        refuse(f"its 'samples_drawn' entry is {drawn!r}, not a count")
+    if state["samples_drawn"] < 0:
+        refuse(f"its 'samples_drawn' entry is {state['samples_drawn']}, not a count")
     own = state.get("rank_task", [])
     if not isinstance(own, list) or not all(isinstance(r, dict) for r in own):
         refuse("its 'rank_task' entry is not a list of task states")

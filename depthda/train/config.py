@@ -1,7 +1,7 @@
 """Training configuration. Defaults reproduce the paper; each deviation says why.
 
 A field with a `help` text is a command-line option of `depthda train-stage1/2` (the depth and
-style tasks): depthda/cli/train.py builds the flag, its help and the default it shows from the field.
+style tasks): its flag in depthda/cli/train.py shows that help and the field's default.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ from depthda.errors import DepthdaError
 
 # The paper-faithful training options whose default depends on --preset: a field left None takes
 # its preset's value here ("resize": depthda.models.configs.PRESET_RESIZE, which random-weight
-# models use too). "paper" is the published recipe; "small" keeps what measured better on CPU
-# (short stage-1 runs on `depthda synth` data, compared by validation abs_rel).
+# models use too). "paper" is the published recipe; "small" keeps what validated better in short
+# CPU runs of stage 1 (docs/training.md gives the measurements).
 PRESET_DEFAULTS: dict[str, dict[str, object]] = {
     "paper": {"init": "normal", "view": "whole", "fresh_critic_batches": True},
-    # Measured (150 steps, batch 8, 128x416, 300 `depthda synth` frames): mean val abs_rel / RMSE
-    # at steps 100 and 150, each option against crops + a shared critic batch + PyTorch's init.
-    "small": {
-        "init": "default",             # N(0, 0.02) measured worse here: abs_rel 0.68 vs 0.56, RMSE 13.9 vs 12.1 m
-        "view": "whole",               # as the paper: abs_rel 0.55 vs crops' 0.56, RMSE 11.8 vs 12.1 m
-        "fresh_critic_batches": True,  # as the paper: abs_rel 0.51 vs a shared batch's 0.56; 37 % more CPU/step
-    },
+    "small": {"init": "default", "view": "whole", "fresh_critic_batches": True},
 }
 
 
@@ -59,15 +53,15 @@ class TrainConfig:
     init: str | None = None
 
     def __post_init__(self):
-        from depthda.models.init import INITS  # torch: not imported until a run is configured
-
-        check_fields(self)
+        check_fields(self)  # first: a mistyped value is refused before torch is imported
         defaults = PRESET_DEFAULTS.get(self.preset)
         if defaults is None:
             raise DepthdaError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESET_DEFAULTS)}")
         for name, value in defaults.items():
             if hasattr(self, name) and getattr(self, name) is None:
                 setattr(self, name, value)
+        from depthda.models.init import INITS
+
         _check_choice("init", self.init, INITS)
 
 
@@ -110,10 +104,10 @@ class DepthConfig(TrainConfig):
     resize: str | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         from depthda.data.augment import VIEWS
         from depthda.models.configs import PRESET_RESIZE, RESIZE_POLICIES
 
-        super().__post_init__()
         if self.resize is None:
             self.resize = PRESET_RESIZE[self.preset]
         _check_choice("view", self.view, VIEWS)

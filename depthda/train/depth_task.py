@@ -45,11 +45,13 @@ class DepthTask:
     per_rank_state = ()
 
     def __init__(self, cfg: DepthConfig):
-        from depthda.data.synthia import SynthiaDataset  # validates the data root before any model is built
+        from depthda.data.synthia_dataset import SynthiaDataset  # validates the data root before any model is built
         if cfg.init_from and not (Path(cfg.init_from) / "model.safetensors").is_file():
             raise DepthdaError(f"--init-from: no exported model (model.safetensors) in {cfg.init_from}")
         self.cfg = cfg
         self.param = DepthParam(kind=cfg.depth_param, max_depth=cfg.max_depth)
+        # Depth from here on is the cap (SYNTHIA's far field and sky): no metric depth to learn or judge.
+        self.capped_from = cfg.max_depth * 0.999
         self.train_set = SynthiaDataset(cfg.data_root, split="train", size=tuple(cfg.size), augment=True,
                                         max_depth=cfg.max_depth, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                         view=cfg.view)
@@ -117,51 +119,25 @@ class DepthTask:
         rgb, depth = batch["rgb"], batch["depth"]
         # A crop zoomed by z looks like the scene seen from z times nearer through the nominal camera,
         # so its depth target is scaled by 1/z; the network then learns one metric camera.
-        far = depth >= self.cfg.max_depth * 0.999  # capped sky/far field stays at the cap
+        far = depth >= self.capped_from  # stays at the cap
         depth = torch.where(far, depth, depth * (self.focal_px / batch["focal_px"]).view(-1, 1, 1, 1))
         return rgb, self.param.encode(depth), (depth > 0).float()
 
-    def train_step(self, batch, step: int) -> dict[str, float]:
-        """`batch`: one batch, or with fresh critic batches a list of batches_per_step: one per
-        critic update, then the generator's."""
+    def train_step(self, batches: list, step: int) -> dict[str, float]:
+        """`batches`: batches_per_step batches; the last is the generator's, those before it (fresh
+        critic batches) one per critic update."""
         cfg = self.cfg
-        batches = batch if isinstance(batch, list) else [batch]
         if len(batches) != self.batches_per_step:
             raise ValueError(f"a step takes {self.batches_per_step} batches, got {len(batches)}")
-        rgb, target, valid = self._inputs(batches[-1])
         self.generator_ddp.train()
-        if not self.fresh_critic_batches:
-            with autocast(self.device, self.amp_dtype):
-                fake = self.generator_ddp(rgb)
-            fake = fake.float()
-
+        # Without fresh batches the critic's are the generator's own, repeated: one batch serves all.
+        critic_batches = batches[:-1] or batches[-1:] * cfg.critic_steps
+        step_data = _StepData(self, generator_batch=batches[-1])
+        critic_logs = {}
         if self.adversarial:
-            for i in range(cfg.critic_steps):
-                if self.fresh_critic_batches:
-                    c_rgb, c_target, _ = self._inputs(batches[i])
-                    with torch.no_grad(), autocast(self.device, self.amp_dtype):
-                        c_fake = self.generator(c_rgb).float()  # the current generator on this batch
-                else:
-                    c_rgb, c_target, c_fake = rgb, target, fake
-                with autocast(self.device, self.amp_dtype):
-                    w_real = critic_score(self.critic, c_rgb, c_target).float().mean()
-                    w_fake = critic_score(self.critic, c_rgb, c_fake.detach()).float().mean()
-                gp = gradient_penalty(self.critic, c_rgb, c_target, c_fake)
-                loss_c = w_fake - w_real + cfg.gp_weight * gp
-                self.opt_c.zero_grad(set_to_none=True)
-                self.scaler_c.scale(loss_c).backward()
-                # The critic is not DDP-wrapped: DDP's reducer does not support the double backward
-                # of the gradient penalty. Averaging its gradients over the ranks here is what DDP
-                # would do; with the same starting weights (the Trainer broadcasts rank 0's) and
-                # the same averaged gradients, every rank's critic and its Adam state stay equal.
-                average_gradients(self.critic, self.dist)
-                self.scaler_c.step(self.opt_c)
-                self.scaler_c.update()
-        if self.fresh_critic_batches:
-            with autocast(self.device, self.amp_dtype):
-                fake = self.generator_ddp(rgb)
-            fake = fake.float()
-
+            for c_batch in critic_batches:
+                critic_logs = self._critic_update(*step_data.critic_inputs(c_batch))  # the last update's are logged
+        rgb, target, valid, fake = step_data.generator_inputs()
         l1 = masked_l1(fake, target, valid)
         loss_g = cfg.l1_weight * l1
         logs = {"loss/l1": l1.item()}
@@ -175,8 +151,7 @@ class DepthTask:
                 g_adv = -critic_score(self.critic, rgb, fake).float().mean()
             set_requires_grad([self.critic], True)
             loss_g = loss_g + (1 - cfg.l1_weight) * g_adv
-            logs.update({"loss/g_adv": g_adv.item(), "loss/critic": loss_c.item(),
-                         "wgan/wasserstein": (w_real - w_fake).item(), "wgan/gradient_penalty": gp.item()})
+            logs.update({"loss/g_adv": g_adv.item(), **critic_logs})
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss_g).backward()
         self.scaler_g.step(self.opt_g)
@@ -186,6 +161,25 @@ class DepthTask:
         logs.update({"loss/generator": loss_g.item(), "lr/generator": self.opt_g.param_groups[0]["lr"],
                      "lr/critic": self.opt_c.param_groups[0]["lr"]})
         return logs
+
+    def _critic_update(self, rgb: torch.Tensor, target: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        """One WGAN-GP critic update: real depth against the generator's; its scalars."""
+        with autocast(self.device, self.amp_dtype):
+            w_real = critic_score(self.critic, rgb, target).float().mean()
+            w_fake = critic_score(self.critic, rgb, fake.detach()).float().mean()
+        gp = gradient_penalty(self.critic, rgb, target, fake)
+        loss_c = w_fake - w_real + self.cfg.gp_weight * gp
+        self.opt_c.zero_grad(set_to_none=True)
+        self.scaler_c.scale(loss_c).backward()
+        # The critic is not DDP-wrapped: DDP's reducer does not support the double backward of the
+        # gradient penalty. Averaging its gradients over the ranks here is what DDP would do; with
+        # the same starting weights (the Trainer broadcasts rank 0's) and the same averaged
+        # gradients, every rank's critic and its Adam state stay equal.
+        average_gradients(self.critic, self.dist)
+        self.scaler_c.step(self.opt_c)
+        self.scaler_c.update()
+        return {"loss/critic": loss_c.item(), "wgan/wasserstein": (w_real - w_fake).item(),
+                "wgan/gradient_penalty": gp.item()}
 
     # ------------------------------------------------------------ validation and images
     @property
@@ -207,7 +201,7 @@ class DepthTask:
             pred = self.predict(b["rgb"]).cpu().numpy()[:, 0]
             gt = b["depth"].numpy()[:, 0]
             for p, g in zip(pred, gt):
-                mask = (g > 0) & (g < self.cfg.max_depth * 0.999)  # capped far field/sky carries no depth signal
+                mask = (g > 0) & (g < self.capped_from)
                 if mask.sum() >= 10:
                     per_image.append(compute_depth_metrics(g[mask], np.clip(p[mask], 1e-3, self.cfg.max_depth)))
         if not per_image:
@@ -252,7 +246,8 @@ class DepthTask:
     def compat(self) -> dict:
         return {"stage": self.name, "preset": self.cfg.preset, "size": list(self.cfg.size),
                 "depth_param": self.param.to_dict(),
-                **({"arch": self.cfg.arch} if self.cfg.arch != "unet" else {})}  # runs from before the field resume
+                # A unet run records no arch (its checkpoints never did), so they all still resume.
+                **({"arch": self.cfg.arch} if self.cfg.arch != "unet" else {})}
 
     def export_model(self) -> nn.Module:
         return unwrap(self.inference_generator)
@@ -275,3 +270,39 @@ class DepthTask:
                                   **({"grad_weight": self.cfg.grad_weight} if self.cfg.grad_weight > 0 else {}),
                                   **({"init_from": str(self.cfg.init_from)} if self.cfg.init_from else {}),
                                   **({"ema_decay": self.cfg.ema_decay} if self.cfg.ema_decay > 0 else {}))
+
+
+class _StepData:
+    """The inputs of one training step, each computed once, when first needed.
+
+    The generator's output on its own batch is computed with gradients (it trains on it); on a
+    critic batch of its own, the current generator's output, without. So a critic that repeats the
+    generator's batch uses that one output for every update, computed before the first, while
+    fresh critic batches each get their own, just before their update, and the generator's comes
+    after the last: the order in which the networks draw random numbers (dropout, the penalty's
+    interpolates) and update batch statistics is that of WGAN-GP's Algorithm 1.
+    """
+
+    def __init__(self, task: DepthTask, generator_batch: dict):
+        self.task, self.generator_batch = task, generator_batch
+        self.fake = None
+
+    def critic_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rgb, target, fake) of a critic update on `batch`."""
+        if batch is self.generator_batch:
+            rgb, target, _, fake = self.generator_inputs()
+            return rgb, target, fake
+        task = self.task
+        rgb, target, _ = task._inputs(batch)
+        with torch.no_grad(), autocast(task.device, task.amp_dtype):
+            return rgb, target, task.generator(rgb).float()  # the current generator on this batch
+
+    def generator_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rgb, target, valid, fake) of the generator's batch."""
+        if self.fake is None:
+            task = self.task
+            self.rgb, self.target, self.valid = task._inputs(self.generator_batch)
+            with autocast(task.device, task.amp_dtype):
+                fake = task.generator_ddp(self.rgb)
+            self.fake = fake.float()
+        return self.rgb, self.target, self.valid, self.fake

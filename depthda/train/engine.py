@@ -57,8 +57,8 @@ class Task(Protocol):
     `state_dict()` is identical on all ranks."""
 
     batches_per_step: int
-    """Batches each `train_step` takes (the depth task with fresh critic batches: critic_steps + 1).
-    With 1, `train_step` gets a batch; with more, a list of that many, in the data order."""
+    """Batches each `train_step` takes from the data stream (the depth task with fresh critic
+    batches: critic_steps + 1)."""
 
     def build(self, device: torch.device, dist: DistInfo, amp_dtype: torch.dtype | None) -> None:
         """Create networks, optimisers and scalers on `device`. Called once, after the Trainer has
@@ -83,9 +83,9 @@ class Task(Protocol):
         """Fixed validation batches (the same every time), or None for no validation."""
         ...
 
-    def train_step(self, batch, step: int) -> dict[str, float]:
-        """One optimisation step on a batch (a list of `batches_per_step` batches when that is more
-        than 1); returns TensorBoard scalars by tag (losses, learning rates)."""
+    def train_step(self, batches: list, step: int) -> dict[str, float]:
+        """One optimisation step on a list of `batches_per_step` batches, in the data order;
+        returns TensorBoard scalars by tag (losses, learning rates)."""
         ...
 
     def validate(self, batches: list) -> dict[str, float]:
@@ -95,7 +95,7 @@ class Task(Protocol):
 
     def images(self, batch) -> dict[str, torch.Tensor]:
         """TensorBoard image grids (3×H×W in [0, 1]) by tag, of the first validation batch (the
-        current training batch when there is no validation)."""
+        step's last training batch when there is no validation)."""
         ...
 
     def state_dict(self) -> dict:
@@ -168,6 +168,40 @@ def check_run_paths(cfg: TrainConfig, reads=()) -> None:
                   files=[out / name for name in RUN_FILES], folders=[out / name for name in RUN_FOLDERS])
 
 
+class _Clock:
+    """Where a step's time goes: waiting for data or computing (each step's, for the log), and the
+    totals of the steps that are counted (the first is not: it starts the loader workers)."""
+
+    def __init__(self, images_per_step: int):
+        self.images_per_step = images_per_step
+        self.wait_total = self.compute_total = 0.0
+        self.images = 0
+        self.wait = self.compute = 0.0
+        self.t_prev = time.perf_counter()
+
+    def data_ready(self) -> None:
+        self.t_data = time.perf_counter()
+
+    def step_done(self, counted: bool) -> None:
+        t_done = time.perf_counter()
+        self.wait, self.compute = self.t_data - self.t_prev, t_done - self.t_data
+        self.t_prev = t_done
+        if counted:
+            self.wait_total += self.wait
+            self.compute_total += self.compute
+            self.images += self.images_per_step
+
+    def last_ms(self) -> dict[str, float]:
+        return {"time/data_wait_ms": self.wait * 1e3, "time/compute_ms": self.compute * 1e3}
+
+    def summary(self, counted_steps: int) -> dict[str, float]:
+        measured = max(1e-9, self.wait_total + self.compute_total)
+        return {"images_per_s": self.images / measured,
+                "data_wait_fraction": self.wait_total / measured,
+                "compute_ms_per_step": 1e3 * self.compute_total / max(1, counted_steps),
+                "data_wait_ms_per_step": 1e3 * self.wait_total / max(1, counted_steps)}
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, resume: bool = False, progress: bool = True):
         self.task, self.cfg, self.resume, self.progress = task, cfg, resume, progress
@@ -216,141 +250,167 @@ class Trainer:
             shutdown_distributed()
 
     def _run(self, dist: DistInfo, device: torch.device) -> dict:
-        cfg, task = self.cfg, self.task
-        state = self._check_run_folder()
-        self._seed(dist.rank)
-        task.build(device, dist, autocast_dtype(device, cfg.amp))
-        networks = task.networks().values()
-        for net in networks:
-            broadcast_from_main(net, dist)
-        start, best = 0, None
-        per_step = max(1, int(getattr(task, "batches_per_step", 1)))
-        # Samples this rank has taken from its data stream: where a resumed run's data continues.
-        self._samples_drawn = 0
-        if state is not None:
-            self._restore(state, dist)
-            start, best = state["step"], state.get("best")
-            # Checkpoints written before tasks could take several batches a step took one.
-            self._samples_drawn = int(state.get("samples_drawn", start * cfg.batch_size))
+        """The training loop: each step draws its batches and trains on them, then logs, validates
+        and checkpoints when due."""
+        self.dist, self.device = dist, device
+        start = self._start()
+        loader = self._loader()
+        self.val = self.task.val_batches() if dist.is_main else None
+        self._open_outputs(start)
+        data = iter(loader)
+        # --stop-at: checkpoint and exit there (at least one step on).
+        end = min(self.cfg.steps, self.cfg.steps if self.cfg.stop_at is None else max(start + 1, self.cfg.stop_at))
+        self.clock = _Clock(self.task.batches_per_step * self.cfg.batch_size * dist.world_size)
+        try:
+            for step in range(start, end):
+                batches = self._draw(data)
+                self.clock.data_ready()
+                logs = self._step(batches, step)
+                self.clock.step_done(counted=step > start)  # the first batch includes starting the loader workers
+                done = step + 1
+                self._log(logs, done, batches[-1])
+                self._validate(done)
+                self._maybe_checkpoint(done, end)
+        finally:
+            self._close_outputs()
+        return self._summary(start, end)
 
-        dataset = task.train_dataset()
+    # ---------------------------------------------------------------- the loop's steps
+    def _start(self) -> int:
+        """Build the task's networks (from the checkpoint with --resume); the step to start at."""
+        state = self._check_run_folder()
+        self._seed(self.dist.rank)
+        self.task.build(self.device, self.dist, autocast_dtype(self.device, self.cfg.amp))
+        self.networks = list(self.task.networks().values())
+        for net in self.networks:
+            broadcast_from_main(net, self.dist)
+        # Samples this rank has taken from its data stream: where a resumed run's data continues.
+        self.samples_drawn, self.best = 0, None
+        if state is None:
+            return 0
+        self._restore(state)
+        self.samples_drawn, self.best = state["samples_drawn"], state.get("best")
+        return state["step"]
+
+    def _loader(self) -> DataLoader:
+        """Batches in the stream order of train/sampler.py, continuing after `samples_drawn`."""
+        cfg, dist = self.cfg, self.dist
+        dataset = self.task.train_dataset()
         if len(dataset) < cfg.batch_size:
             raise DepthdaError(f"only {len(dataset)} training samples for a batch size of {cfg.batch_size}")
-        loader = DataLoader(
+        return DataLoader(
             StreamDataset(dataset), batch_size=cfg.batch_size,
-            sampler=StreamSampler(len(dataset), cfg.seed, self._samples_drawn, dist.rank, dist.world_size),
+            sampler=StreamSampler(len(dataset), cfg.seed, self.samples_drawn, dist.rank, dist.world_size),
             # More loader processes than CPUs only adds contention (and a PyTorch warning); the data
             # order and augmentation do not depend on the worker count.
-            num_workers=min(cfg.num_workers, usable_cpus()), pin_memory=device.type == "cuda", drop_last=True,
+            num_workers=min(cfg.num_workers, usable_cpus()), pin_memory=self.device.type == "cuda", drop_last=True,
             collate_fn=collate, worker_init_fn=partial(_worker_init, cv2_log_level=cv2.utils.logging.getLogLevel()),
             persistent_workers=False,
             # Its own generator: starting an iterator would otherwise draw from the global RNG and
             # shift every later random number of a resumed run.
             generator=torch.Generator().manual_seed(cfg.seed))
-        val = task.val_batches() if dist.is_main else None
 
-        writer = None
-        if dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.out / "train_config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(self.out / "tb"), purge_step=start if start else None)
-
-        bar = None
-        if dist.is_main and self.progress:
+    def _open_outputs(self, start: int) -> None:
+        """train_config.json, the TensorBoard writer and the progress bar (main process only)."""
+        self.writer = self.bar = None
+        self.window: dict[str, list[float]] = {}  # each logged value of the steps since the last log
+        if not self.dist.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.out / "train_config.json", json.dumps(config_to_dict(self.cfg), indent=2) + "\n")
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(str(self.out / "tb"), purge_step=start if start else None)
+        if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=cfg.steps, initial=start, desc=f"{task.name}", unit="step", dynamic_ncols=True, disable=None)
+            self.bar = tqdm(total=self.cfg.steps, initial=start, desc=f"{self.task.name}", unit="step",
+                            dynamic_ncols=True, disable=None)
 
-        it = iter(loader)
-        wait_total = compute_total = 0.0
-        window: dict[str, list[float]] = {}
-        images_seen = 0
-        t_prev = time.perf_counter()
-        try:
-            end = cfg.steps if cfg.stop_at is None else min(cfg.steps, max(start + 1, cfg.stop_at))
-            for step in range(start, end):
-                batches = [next(it) for _ in range(per_step)]
-                for b in batches:
-                    if isinstance(b, FailedSample):
-                        raise DepthdaError(b.message)
-                self._samples_drawn += per_step * cfg.batch_size
-                t_data = time.perf_counter()
-                batches = [_to_device(b, device) for b in batches]
-                batch = batches[-1]
-                logs = task.train_step(batch if per_step == 1 else batches, step)
-                for net in networks:
-                    broadcast_from_main(net, dist, buffers_only=True)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t_done = time.perf_counter()
-                wait, compute = t_data - t_prev, t_done - t_data
-                t_prev = t_done
-                if step > start:  # the first batch includes starting the loader workers
-                    wait_total += wait
-                    compute_total += compute
-                    images_seen += per_step * cfg.batch_size * dist.world_size
-                for k, v in {**logs, "time/data_wait_ms": wait * 1e3, "time/compute_ms": compute * 1e3}.items():
-                    window.setdefault(k, []).append(float(v))
-                done = step + 1
-                if done % cfg.log_every == 0 or done == cfg.steps:
-                    if writer is not None:
-                        self._log_window(writer, bar, window, done, dist.world_size)
-                    window = {}  # on every rank, or the other ranks' windows grow without end
-                if writer is not None and cfg.image_every and (done % cfg.image_every == 0 or done == cfg.steps):
-                    for tag, grid in task.images(val[0] if val else batch).items():
-                        writer.add_image(tag, grid, done)
-                if bar is not None:
-                    bar.update(1)
-                is_last = done == cfg.steps
-                if dist.is_main and val and cfg.val_every and (done % cfg.val_every == 0 or is_last):
-                    metrics = task.validate(val)
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"val/{k}", v, done)
-                    if best is None or metrics["score"] < best["score"]:
-                        best = {"step": done, **metrics}
-                        save_exported(self.out / "best", task.export_model(), {**task.export_config(), "step": done, "val": metrics})
-                if done % cfg.checkpoint_every == 0 or is_last or done == end:
-                    self._save(dist, done, best)
-        finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
-        measured = max(1e-9, wait_total + compute_total)
-        summary = {
-            "steps": end, "start": start, "world_size": dist.world_size,
-            "images_per_s": images_seen / measured,
-            "data_wait_fraction": wait_total / measured,
-            "compute_ms_per_step": 1e3 * compute_total / max(1, end - start - 1),
-            "data_wait_ms_per_step": 1e3 * wait_total / max(1, end - start - 1),
-            "best": best,
-        }
-        if dist.is_main:
+    def _draw(self, data) -> list:
+        """The next `batches_per_step` batches of the stream; a sample that failed to load is its error."""
+        batches = [next(data) for _ in range(self.task.batches_per_step)]
+        for b in batches:
+            if isinstance(b, FailedSample):
+                raise DepthdaError(b.message)
+        self.samples_drawn += len(batches) * self.cfg.batch_size
+        return batches
+
+    def _step(self, batches: list, step: int) -> dict[str, float]:
+        """One optimisation step; afterwards every rank holds rank 0's buffers."""
+        logs = self.task.train_step([_to_device(b, self.device) for b in batches], step)
+        for net in self.networks:
+            broadcast_from_main(net, self.dist, buffers_only=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return logs
+
+    def _due(self, done: int, every: int) -> bool:
+        return bool(every) and (done % every == 0 or done == self.cfg.steps)
+
+    def _log(self, logs: dict[str, float], done: int, batch) -> None:
+        """The step's scalars into the window, written as means when due; image grids when due."""
+        for k, v in {**logs, **self.clock.last_ms()}.items():
+            self.window.setdefault(k, []).append(float(v))
+        if self._due(done, self.cfg.log_every):
+            if self.writer is not None:
+                self._log_window(done)
+            self.window = {}  # on every rank, or the other ranks' windows grow without end
+        if self.writer is not None and self._due(done, self.cfg.image_every):
+            for tag, grid in self.task.images(self.val[0] if self.val else batch).items():
+                self.writer.add_image(tag, grid, done)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _validate(self, done: int) -> None:
+        """Validation metrics when due; the best weights so far are exported to best/."""
+        if not (self.dist.is_main and self.val and self._due(done, self.cfg.val_every)):
+            return
+        metrics = self.task.validate(self.val)
+        for k, v in metrics.items():
+            self.writer.add_scalar(f"val/{k}", v, done)
+        if self.best is None or metrics["score"] < self.best["score"]:
+            self.best = {"step": done, **metrics}
+            save_exported(self.out / "best", self.task.export_model(),
+                          {**self.task.export_config(), "step": done, "val": metrics})
+
+    def _maybe_checkpoint(self, done: int, end: int) -> None:
+        if self._due(done, self.cfg.checkpoint_every) or done == end:
+            self._save(done)
+
+    def _close_outputs(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _summary(self, start: int, end: int) -> dict:
+        """Throughput and the best validation, also written to train_summary.json."""
+        summary = {"steps": end, "start": start, "world_size": self.dist.world_size,
+                   **self.clock.summary(end - start - 1), "best": self.best}
+        if self.dist.is_main:
             write_text_atomic(self.out / "train_summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _log_window(self, writer, bar, window: dict[str, list[float]], done: int, world_size: int) -> None:
+    def _log_window(self, done: int) -> None:
         """Means of the steps since the last log to TensorBoard, and a summary to the progress bar."""
+        window, writer = self.window, self.writer
         for k, v in window.items():
             writer.add_scalar(k, float(np.mean(v)), done)
         wait_ms, compute_ms = sum(window["time/data_wait_ms"]), sum(window["time/compute_ms"])
-        per_step = max(1, int(getattr(self.task, "batches_per_step", 1)))
-        images = per_step * self.cfg.batch_size * world_size * len(window["time/compute_ms"])
-        ips = images / max(1e-9, (wait_ms + compute_ms) / 1e3)
+        ips = self.clock.images_per_step * len(window["time/compute_ms"]) / max(1e-9, (wait_ms + compute_ms) / 1e3)
         writer.add_scalar("time/images_per_s", ips, done)
-        if bar is not None:
+        if self.bar is not None:
             postfix = {}
             main_loss = next((k for k in window if k.startswith("loss/")), None)
             if main_loss:
                 postfix[main_loss.split("/")[-1]] = f"{np.mean(window[main_loss]):.4f}"
             postfix["img/s"] = f"{ips:.1f}"
             postfix["data%"] = f"{100 * wait_ms / max(1e-9, wait_ms + compute_ms):.0f}"
-            bar.set_postfix(postfix)
+            self.bar.set_postfix(postfix)
 
-    def _restore(self, state: dict, dist: DistInfo) -> None:
+    def _restore(self, state: dict) -> None:
         """Load a checkpoint into the built task and this rank's RNGs; any part that does not fit
         is refused in one line (nothing has been written to the run folder yet)."""
-        ckpt = self.out / CHECKPOINT_NAME
+        ckpt, dist = self.out / CHECKPOINT_NAME, self.dist
         rngs, own = state["rng"], state.get("rank_task")
         if len(rngs) != dist.world_size:
             raise DepthdaError(f"cannot resume: the checkpoint was written by {len(rngs)} processes, this run has {dist.world_size}")
@@ -367,12 +427,13 @@ class Trainer:
         except STATE_ERRORS as exc:
             raise DepthdaError(f"cannot resume {ckpt}: its random-number state is damaged ({describe(exc)})") from None
 
-    def _save(self, dist: DistInfo, done: int, best) -> None:
+    def _save(self, done: int) -> None:
+        dist = self.dist
         task_state = self.task.state_dict()
         ranks = gather_to_main({"rng": rng_state(), "task": {k: task_state[k] for k in self.task.per_rank_state}}, dist)
         if dist.is_main:
             state = {"step": done, "task": task_state, "rng": [r["rng"] for r in ranks], "compat": self.task.compat(),
-                     "config": config_to_dict(self.cfg), "best": best, "samples_drawn": self._samples_drawn}
+                     "config": config_to_dict(self.cfg), "best": self.best, "samples_drawn": self.samples_drawn}
             if dist.enabled and self.task.per_rank_state:
                 # Rank 0's own entries are in "task" already; rank r's are rank_task[r - 1].
                 state["rank_task"] = [r["task"] for r in ranks[1:]]

@@ -85,8 +85,9 @@ class StyleTask:
         items = [self.val_data[i] for i in range(n)]
         return [{k: torch.stack([it[k] for it in items]) for k in ("A", "B")}]
 
-    def train_step(self, batch, step: int) -> dict[str, float]:
+    def train_step(self, batches: list, step: int) -> dict[str, float]:
         cfg = self.cfg
+        (batch,) = batches
         real_a, real_b = batch["A"], batch["B"]
         for m in (self.g_ab_ddp, self.g_ba_ddp, self.d_a_ddp, self.d_b_ddp):
             m.train()

@@ -3,7 +3,10 @@ folder prediction (depthda.infer.distributed_predict)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+from depthda.errors import DepthdaError
 
 
 @dataclass(frozen=True)
@@ -19,3 +22,11 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+class ReportedByRankZero(DepthdaError):
+    """The run failed, and rank 0 raises (and the CLI prints) the error: raised on the other ranks."""

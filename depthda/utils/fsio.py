@@ -128,6 +128,19 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _named_for_user(exc: BaseException, tmp: Path, path: Path) -> BaseException | None:
+    """`exc` naming `path` (or the file under it) where it names the hidden temporary `tmp`, so an
+    error ("no space left on device") names what the user asked for; None if it names neither."""
+    def swap(text: str) -> str:
+        return str(path) + text[len(str(tmp)):] if text.startswith(str(tmp)) else text.replace(str(tmp), str(path))
+
+    if isinstance(exc, OSError) and exc.filename is not None and str(tmp) in str(exc.filename):
+        return OSError(exc.errno, exc.strerror, swap(str(exc.filename)))
+    if isinstance(exc, DepthdaError) and str(tmp) in str(exc):
+        return type(exc)(swap(str(exc)))
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
@@ -150,10 +163,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            named = _named_for_user(exc, tmp, path)
+            if named is not None:
+                raise named from None
         raise
 
 
@@ -200,15 +216,29 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700 folders
         with signals_deferred():  # the old folder is either still in place or entirely replaced
             _swap_in_dir(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+            named = _named_for_user(exc, tmp, path)
+            if named is not None:
+                raise named from None
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Path(path).write_bytes(data), with the file named in its error: a failed write() (a full
+    disk) raises an OSError that names no file."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        write_bytes(tmp, data)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from depthda.errors import DepthdaError
-from depthda.utils.fsio import atomic_path
+from depthda.utils.fsio import atomic_path, write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -74,11 +74,20 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return to_rgb_uint8(read_unchanged(path), bgr=True)
 
 
+def write_image(path: str | Path, image: np.ndarray, suffix: str | None = None) -> None:
+    """cv2.imwrite's file (format from `suffix`, default the path's), encoded in memory and written
+    by Python: a full disk is then an OSError naming the file, not libpng's "Write Error" line."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(suffix or path.suffix, image)
+    if not ok:
+        raise DepthdaError(f"could not encode {path}")
+    write_bytes(path, encoded.tobytes())
+
+
 def write_rgb(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 image atomically (format from the suffix)."""
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-            raise DepthdaError(f"could not write {path}")
+        write_image(tmp, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), Path(path).suffix)
 
 
 def list_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
