@@ -70,6 +70,7 @@ def folder(tmp_path_factory) -> Path:
     return w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_bad_run_is_refused_before_torch_is_imported(folder, args, needle):
     r = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=folder, capture_output=True, text=True, timeout=120)
