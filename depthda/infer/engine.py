@@ -3,7 +3,8 @@
 ONNX Runtime runs DepthPipeline's numpy path (run_prepared: prepare → networks → finish, what
 predict, eval, bench and `pipe(rgb_array)` use) on the CPU; the tensor path (`pipe(tensor)`,
 tracing, export) stays torch. Resizing, padding, finishing and the temporal filter are the same
-numpy/OpenCV code under either engine, so only the networks' arithmetic differs (|Δ| under 1 cm).
+numpy/OpenCV code under either engine, so only the networks' arithmetic differs (by centimetres at
+most, where depth is far; `depthda bench` reports the largest difference over a clip).
 
 The graph. One ONNX graph per model and padded working size: B×Hp×Wp×3 uint8 (a prepared batch,
 as it comes) → B×Hp×Wp metres (cropped to the frame's hn×wn outside: several working sizes pad
