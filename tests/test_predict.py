@@ -160,6 +160,31 @@ def test_single_image_api_equals_cli_and_png16(tmp_path, test_data, ckpt, pipe):
     assert result.kind == "image" and (tmp_path / "b.jpg").is_file()
 
 
+def test_predict_path_takes_one_options_object_or_its_fields(test_data, tmp_path, pipe):
+    from depthda.infer.checks import PredictOptions
+
+    img = test_data / "paper_examples" / "3.png"
+    predict_path(img, tmp_path / "a.png", PredictOptions(pipeline=pipe, focal_px=1000.0, progress=False,
+                                                         depth_format="npy"))
+    predict_path(img, tmp_path / "b.png", pipeline=pipe, focal_px=1000.0, progress=False, depth_format="npy")
+    assert np.array_equal(np.load(tmp_path / "a_depth.npy"), np.load(tmp_path / "b_depth.npy"))
+    with pytest.raises(TypeError):
+        predict_path(img, tmp_path / "c.png", PredictOptions(pipeline=pipe), progress=False)
+
+
+def test_a_library_call_inside_a_torchrun_job_is_this_process_alone(test_data, tmp_path, pipe, monkeypatch):
+    # Rank 1 of a torchrun launch, with no process group to join: a library call must not become a
+    # collective operation (only the CLI splits a run across a launch), so it writes its output.
+    for key, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "9"}.items():
+        monkeypatch.setenv(key, value)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(test_data / "paper_examples" / "3.png", folder / "3.png")
+    result = predict_path(folder, tmp_path / "out", pipeline=pipe, progress=False)
+    assert result.frames == 1 and (tmp_path / "out" / "3.png").is_file()
+
+
 def test_grey_rgba_16bit_and_tiny_images_are_converted(tmp_path, test_data, ckpt):
     rgb = read_rgb(test_data / "paper_examples" / "2.png")[:120, :300]
     src = tmp_path / "in" / "sub"

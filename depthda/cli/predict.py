@@ -58,18 +58,21 @@ def register(app: typer.Typer) -> None:
         """
         # Imported when the command runs: `depthda --help` does not wait for torch. OpenCV's own
         # log lines are silenced for every command in depthda.cli (unless --verbose).
-        from depthda.utils.distributed import ReportedByRankZero
+        from depthda.infer.checks import PredictOptions
         from depthda.infer.pointcloud import CloudOptions
         from depthda.infer.predict import predict_path
+        from depthda.utils.distributed import ReportedByRankZero, launched_by_torchrun
 
+        options = PredictOptions(
+            checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
+            engine=engine.value, batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
+            depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
+            compile=compile, max_frames=frames, smooth=not no_smooth,
+            cloud=CloudOptions(format=cloud.value if cloud else None, stride=stride, max_depth=max_depth,
+                               keep_sky=keep_sky))
         try:
-            result = predict_path(
-                input, output, checkpoint=checkpoint, style=style, depth=depth, use_style=not no_style, device=device,
-                engine=engine.value, batch_size=batch_size, cmap=cmap, depth_range=depth_range, side_by_side=side_by_side,
-                depth_format=depth_format.value if depth_format else None, focal_px=focal, calib=calib,
-                compile=compile, max_frames=frames, smooth=not no_smooth,
-                cloud=CloudOptions(format=cloud.value if cloud else None, stride=stride, max_depth=max_depth,
-                                   keep_sky=keep_sky))
+            # The command, not the library, decides that a torchrun launch splits the folder.
+            result = predict_path(input, output, options, distributed=launched_by_torchrun())
         except ReportedByRankZero:
             # Under torchrun rank 0 prints the error and exits 1. Exiting 1 here as well would make
             # torchrun kill rank 0 at once, perhaps before it has cleaned up and said why.

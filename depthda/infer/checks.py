@@ -138,7 +138,13 @@ def _check_output(kind: str, inp: Path, out: Path, depth_format: str | None = No
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """Everything predict_path takes besides the input and the output (see its docstring), as one value."""
+    """Everything predict_path takes besides the input and the output, as one value.
+
+    `engine`: what runs the networks (auto, torch or onnxruntime; depthda.infer.engine).
+    `cloud`: how point clouds are made, and for a folder which kind to write (local_predict's docstring).
+    `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
+    False gives every frame's own depth, as for images. The rest are `depthda predict`'s options.
+    """
     pipeline: object = None  # a loaded DepthPipeline, used instead of loading one
     checkpoint: str | Path | None = None
     style: str | Path | None = None

@@ -10,34 +10,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depthda.infer.checks import PredictOptions, check_request
-from depthda.infer.colorize import DEFAULT_CMAP
-from depthda.infer.pointcloud import CloudOptions
 from depthda.utils.distributed import launched_by_torchrun
 
 if TYPE_CHECKING:
     from depthda.infer.local_predict import PredictResult
 
 
-def predict_path(input: str | Path, output: str | Path, *, pipeline=None, checkpoint: str | Path | None = None,
-            style: str | Path | None = None, depth: str | Path | None = None, use_style: bool = True,
-            device: str = "auto", engine: str = "auto", batch_size: int | None = None, cmap: str = DEFAULT_CMAP,
-            depth_range: tuple[float, float] | None = None, side_by_side: bool = False,
-            depth_format: str | None = None, focal_px: float | None = None, calib: str | Path | None = None,
-            compile: bool = False, max_frames: int | None = None, progress: bool = True,
-            smooth: bool = True, cloud: CloudOptions | None = None, distributed: bool = True) -> PredictResult:
+def predict_path(input: str | Path, output: str | Path, options: PredictOptions | None = None, *,
+                 distributed: bool = False, **settings) -> PredictResult:
     """Predict depth for an image, a folder of images or a video; see the module docstring.
 
-    `engine`: what runs the networks (auto, torch or onnxruntime; depthda.infer.engine).
-    `cloud`: how point clouds are made, and for a folder which kind to write (local_predict's docstring).
-    `smooth`: videos go through the motion-compensated temporal filter (depthda.infer.temporal);
-    False gives every frame's own depth, as for images.
-    `distributed`: in a process launched by torchrun (WORLD_SIZE > 1), split a folder across the
-    launch's processes (depthda.infer.distributed_predict); False: this process does the whole run.
+    `options`: one PredictOptions (depthda.infer.checks, where every setting is described), or its
+    fields as keywords: predict_path("clip.mp4", "depth.mp4", engine="torch", smooth=False).
+    `distributed`: split a folder across the processes of the torchrun launch this process belongs
+    to (depthda.infer.distributed_predict). The CLI sets it when torchrun started it; a library call
+    inside a torchrun job stays a call of this process unless it asks, so no rank waits on another.
     """
-    options = PredictOptions(pipeline=pipeline, checkpoint=checkpoint, style=style, depth=depth, use_style=use_style,
-                             device=device, engine=engine, batch_size=batch_size, cmap=cmap, depth_range=depth_range,
-                             side_by_side=side_by_side, depth_format=depth_format, focal_px=focal_px, calib=calib,
-                             compile=compile, max_frames=max_frames, progress=progress, smooth=smooth, cloud=cloud)
+    if options is None:
+        options = PredictOptions(**settings)
+    elif settings:
+        raise TypeError(f"predict_path takes options or keyword settings, not both (got {sorted(settings)})")
     input, output = Path(input), Path(output)
     if distributed and launched_by_torchrun():
         from depthda.infer.distributed_predict import predict_distributed  # rank 0 checks, for one error line
