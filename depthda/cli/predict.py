@@ -8,15 +8,14 @@ from typing import Optional, Tuple
 
 import typer
 
+# Both modules are torch-free: `depthda --help` and the argument checks do not wait for torch.
+from depthda.infer.checks import DEPTH_FORMATS, ENGINES
+from depthda.infer.pointcloud import CLOUD_FORMATS
 
-# The choices of --depth-format: depthda.infer.checks.DEPTH_FORMATS, spelled out because importing
-# that module here would load torch for `depthda --help`.
-DepthFormat = Enum("DepthFormat", {name: name for name in ("png16", "npy")}, type=str)
-# depthda.infer.engine.ENGINES, spelled out for the same reason.
-Engine = Enum("Engine", {name: name for name in ("auto", "torch", "onnxruntime")}, type=str)
+DepthFormat = Enum("DepthFormat", {name: name for name in DEPTH_FORMATS}, type=str)
+Engine = Enum("Engine", {name: name for name in ENGINES}, type=str)
 ENGINE_HELP = "What runs the networks: auto (onnxruntime on a CPU, torch on CUDA), torch or onnxruntime."
-# depthda.infer.pointcloud.CLOUD_FORMATS, for the same reason.
-CloudFormat = Enum("CloudFormat", {name: name for name in ("ply", "glb")}, type=str)
+CloudFormat = Enum("CloudFormat", {name: name for name in CLOUD_FORMATS}, type=str)
 
 
 def register(app: typer.Typer) -> None:

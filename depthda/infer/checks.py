@@ -23,6 +23,7 @@ from depthda.utils.outputs import check_outputs, check_replaceable, files_under
 from depthda.utils.size import parse_size
 
 DEPTH_FORMATS = ("png16", "npy")
+ENGINES = ("auto", "torch", "onnxruntime")  # depthda.infer.engine runs them
 MAX_BATCH = 1024  # frames per call: more only multiplies the memory held
 
 # Focal lengths a camera can have, in pixels: below one pixel or above a million (a 0.1° field of

@@ -48,10 +48,10 @@ from torch import nn
 
 import depthda
 from depthda.errors import DepthdaError, DepthdaWarning
+from depthda.infer.checks import ENGINES
 from depthda.paths import default_checkpoint, sample_video
 from depthda.utils.fsio import atomic_path, write_text_atomic
 
-ENGINES = ("auto", "torch", "onnxruntime")
 AGREEMENT_M = 0.01     # an exported graph must agree with torch to 1 cm on the check frame
 ONNX_OPSET = 17
 
