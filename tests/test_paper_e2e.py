@@ -1,6 +1,7 @@
 """The paper preset end to end at its real size (256×1024) on CPU, as a multi-GPU user runs it:
-both stages under torchrun with 2 gloo ranks, stopped after one step and resumed for the second,
-then the two runs exported as one graph and the pipeline run on a full KITTI frame (375×1242).
+both stages under torchrun with 2 gloo ranks (stage 1 stopped after one step and resumed for the
+second; stage 2 one step: its exact resume under torchrun is test_ddp's, at a small size), then the
+two runs exported as one graph and the pipeline run on a full KITTI frame (375×1242).
 
 Nothing here is scaled down but the step count and the data: the networks are pix2pix's unet_256
 and CycleGAN's resnet_9blocks, the views are whole frames resized to 256×1024, the critic takes a
@@ -46,12 +47,14 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper")
     synthia = make_synthia(root / "synthia", count=6, size=(96, 320))
     depth, style = root / "depth", root / "style"
-    for stage, out, data in (("train-stage1", depth, ["--data-root", str(synthia)]),
-                             ("train-stage2", style, ["--real", str(PAPER_EXAMPLES), "--synthetic", str(synthia)])):
-        depthda(stage, *data, "--out", str(out), "--steps", "2", "--stop-at", "1", *COMMON, ranks=2)
-        assert json.loads((out / "config.json").read_text())["step"] == 1
-        depthda(stage, *data, "--out", str(out), "--steps", "2", "--resume", *COMMON, ranks=2)
-        assert json.loads((out / "config.json").read_text())["step"] == 2
+    data = ["--data-root", str(synthia), "--out", str(depth), "--steps", "2", *COMMON]
+    depthda("train-stage1", *data, "--stop-at", "1", ranks=2)
+    assert json.loads((depth / "config.json").read_text())["step"] == 1
+    depthda("train-stage1", *data, "--resume", ranks=2)
+    assert json.loads((depth / "config.json").read_text())["step"] == 2
+    depthda("train-stage2", "--real", str(PAPER_EXAMPLES), "--synthetic", str(synthia), "--out", str(style),
+            "--steps", "1", *COMMON, ranks=2)
+    assert json.loads((style / "config.json").read_text())["step"] == 1
     return root
 
 
