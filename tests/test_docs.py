@@ -3,7 +3,7 @@
 Each one's subcommand, and every flag it uses, must be in that subcommand's `--help`; the ones that
 need nothing but this repository (RUN below) are also run, from a folder where `data/` and
 `checkpoints/` are this repository's and every output lands in a temporary folder. Commands that
-need a dataset, a GPU or ../shared are checked by --help only.
+need a dataset, a GPU or the development machine's data are checked by --help only.
 """
 
 from __future__ import annotations
