@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from depthda.cli import run
 from depthda.data.gt_file import export_ground_truth
 from depthda.data.kitti import read_split
+from processes import signal_when, start
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
@@ -68,32 +68,13 @@ def test_in_process_run_returns_the_same_codes(capsys):
     capsys.readouterr()
 
 
-def _start(args):
-    # A shell starts background jobs with SIGINT ignored, and a child inherits that (CI may run us
-    # so); give the child the disposition of a terminal user's foreground process.
-    return subprocess.Popen([sys.executable, "-m", "depthda", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def _interrupt_when(proc, ready, what):
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"{what} ended before it could be interrupted (exit {proc.returncode}): {err[-2000:]}")
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, err
-
-
 @pytest.mark.slow
 def test_ctrl_c_during_predict_exits_130_and_writes_nothing(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = _start(["predict", SAMPLE, "-o", out_dir / "v.mp4", "--depth-format", "npy"])
+    proc = start(["predict", SAMPLE, "-o", out_dir / "v.mp4", "--depth-format", "npy"])
     # Interrupt once the video is being encoded: its staging file exists beside the output.
-    code, err = _interrupt_when(proc, lambda: any(out_dir.iterdir()), "predict")
+    code, err = signal_when(proc, lambda: any(out_dir.iterdir()), signal.SIGINT, "predict")
     assert code == 130
     assert err.strip().splitlines()[-1] == "depthda: interrupted"
     assert "Traceback" not in err
@@ -106,11 +87,11 @@ def test_ctrl_c_during_training_exits_130_and_keeps_no_partial_file(tmp_path):
 
     data = make_synthia(tmp_path / "synthia", count=8)
     out = tmp_path / "run"
-    proc = _start(["train-stage1", "--data-root", data, "--out", out, "--preset", "small", "--size", "64x192",
+    proc = start(["train-stage1", "--data-root", data, "--out", out, "--preset", "small", "--size", "64x192",
                    "--steps", "100000", "--batch-size", "2", "--num-workers", "0", "--checkpoint-every", "2",
                    "--no-progress"])
     # Interrupt once a checkpoint has been written, so checkpoints are being written again and again.
-    code, err = _interrupt_when(proc, lambda: (out / "checkpoint.pt").is_file(), "training")
+    code, err = signal_when(proc, lambda: (out / "checkpoint.pt").is_file(), signal.SIGINT, "training")
     assert code == 130
     assert err.strip().splitlines()[-1] == "depthda: interrupted"
     assert "Traceback" not in err

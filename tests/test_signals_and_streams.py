@@ -15,25 +15,11 @@ import pytest
 
 from depthda.cli import run
 from depthda.utils.fsio import exclusive_lock
+from processes import signal_when, start
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
 FRAME = REPO / "data" / "kitti" / "raw" / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data" / "0000000000.png"
-
-
-def _start(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "depthda", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def _terminate_when(proc, ready) -> tuple[int, str]:
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"ended before it could be terminated (exit {proc.returncode}): {proc.communicate()[1][-2000:]}")
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
 
 
 @pytest.mark.slow
@@ -45,7 +31,7 @@ def test_sigterm_exits_143_and_leaves_nothing(tmp_path, ckpt, command):
             if command == "predict" else
             ["synth", "--out", out_dir / "d", "--count", "1000", "--size", "32x64", "--device", "cpu"])
     # Terminated once the staging files exist beside the output.
-    code, err = _terminate_when(_start(args), lambda: any(out_dir.iterdir()))
+    code, err = signal_when(start(args), lambda: any(out_dir.iterdir()), signal.SIGTERM)
     assert code == 143, err
     assert err.strip().splitlines()[-1] == "depthda: terminated" and "Traceback" not in err
     assert list(out_dir.iterdir()) == []
@@ -56,7 +42,7 @@ def test_sigterm_to_prepare_stops_its_workers(tmp_path):
     from train_fixtures import make_synthia
 
     src = make_synthia(tmp_path / "src", count=60, size=(256, 512))
-    proc = _start(["data", "prepare", src, "--out", tmp_path / "out", "--workers", "2", "--no-progress"])
+    proc = start(["data", "prepare", src, "--out", tmp_path / "out", "--workers", "2", "--no-progress"])
 
     def workers() -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
@@ -69,7 +55,7 @@ def test_sigterm_to_prepare_stops_its_workers(tmp_path):
         return len(children) >= 2 and (tmp_path / "out").parent.exists() and any(
             p.name.startswith(".out.") for p in tmp_path.iterdir())
 
-    code, err = _terminate_when(proc, working)
+    code, err = signal_when(proc, working, signal.SIGTERM)
     assert code == 143, err
     time.sleep(0.5)
     alive = []
