@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from depthda.data.synthia import INTRINSICS_FILE, LAYOUT_DIRS, detect_layout, list_pairs
 from depthda.errors import DepthdaError
+from depthda.models import build_model
 from depthda.models.weights import load_exported, load_state_into
 from depthda.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from depthda.utils.fsio import atomic_dir
@@ -40,7 +41,7 @@ def load_generators(run: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]:
     if not (run / CHECKPOINT_NAME).is_file():
         raise DepthdaError(f"{run} has no {CHECKPOINT_NAME}: the round trip needs the run's second generator "
                            "(g_ba), which only a train-stage2 run folder holds")
-    g_ba, _ = load_exported(run)
+    g_ba = build_model(config)  # the same architecture; its weights come from the checkpoint
     task = load_checkpoint(run / CHECKPOINT_NAME).get("task", {})
     if "g_ba" not in task:
         raise DepthdaError(f"{run / CHECKPOINT_NAME} holds no g_ba: not a train-stage2 checkpoint")
