@@ -216,3 +216,35 @@ def test_eval_kitti_smooth_filters_runs_of_consecutive_frames(tmp_path, ckpt, ca
     assert run(["eval", "kitti", "--data-root", str(repo / "data/kitti/raw"), "--gt", "annotated", "--split-file",
                 str(gaps), "--checkpoint", str(ckpt), "--smooth"]) == 1
     assert "consecutive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_evaluations_take_other_filter_settings(tmp_path, pipe, ckpt):
+    """What a filter setting trades (steadiness against lag) is measured through the same two
+    evaluations: keep 0 is no filter at all, a larger keep is steadier on a static scene."""
+    from pathlib import Path
+
+    from depthda.eval.kitti import evaluate_kitti
+    from depthda.eval.protocol import EvalProtocol
+    from depthda.eval.video import evaluate_video
+
+    clip = tmp_path / "pan.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+    for f in pan(6)[0]:
+        writer.write(f)
+    writer.release()
+    off, shipped, strong = (evaluate_video(clip, pipe, temporal=TemporalSettings(keep=k))
+                            for k in (0.0, TemporalSettings().keep, 0.9))
+    assert off.smoothed.errors == pytest.approx(off.per_frame.errors, rel=1e-4)
+    assert strong.smoothed.mean < shipped.smoothed.mean < shipped.per_frame.mean
+    assert strong.settings["keep"] == 0.9 and strong.per_frame.errors == shipped.per_frame.errors
+
+    repo = Path(__file__).resolve().parents[1]
+    tiny = dict(data_root=repo / "data/kitti/raw", split_file=repo / "data/splits/kitti_tiny_test_files.txt",
+                gt="annotated", checkpoint=ckpt, protocol=EvalProtocol(scaling="median"), device="cpu",
+                progress=False)
+    raw = evaluate_kitti(**tiny)
+    unfiltered = evaluate_kitti(**tiny, smooth=True, temporal=TemporalSettings(keep=0.0))
+    filtered = evaluate_kitti(**tiny, smooth=True)
+    assert unfiltered.metrics == pytest.approx(raw.metrics, rel=1e-4)
+    assert filtered.metrics["abs_rel"] != pytest.approx(raw.metrics["abs_rel"], rel=1e-4)

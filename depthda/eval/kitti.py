@@ -22,6 +22,7 @@ from depthda.eval.baselines import BASELINES
 from depthda.eval.breakdown import CAMERA_HEIGHT_M, FlatRoad, describe, region_masks
 from depthda.eval.metrics import METRIC_NAMES
 from depthda.eval.protocol import EvalProtocol, EvalResult, check_predictions, evaluate
+from depthda.infer.temporal import TemporalSettings
 from depthda.utils.fsio import write_text_atomic
 from depthda.utils.images import read_rgb
 from depthda.utils.outputs import check_outputs, files_under
@@ -125,12 +126,12 @@ def flat_roads(frames: list[KittiFrame], data_root: str | Path | None,
 
 def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndarray], device: str = "auto",
                       use_style: bool = True, engine: str = "auto", focal_px: float | None = None,
-                      smooth_runs: list[range] | None = None,
+                      smooth_runs: list[range] | None = None, temporal: TemporalSettings = TemporalSettings(),
                       focals: list[float | None] | None = None) -> Callable[[int], np.ndarray]:
     """Depth of frame i by the pipeline, in metres for frame i's camera: `focal_px` for every
     frame, else `focals[i]` (from the calibration), else the training camera's field of view.
     With `smooth_runs`, each run of consecutive frames goes through the temporal filter as a
-    video would (all computed up front, in order)."""
+    video would (all computed up front, in order), with `temporal`'s settings."""
     from depthda.infer.pipeline import DepthPipeline  # torch models load only when a model is evaluated
 
     pipe = DepthPipeline.from_checkpoint(checkpoint, device=device, use_style=use_style, engine=engine)
@@ -145,7 +146,8 @@ def model_predictions(checkpoint: str | Path, get_image: Callable[[int], np.ndar
     smoothed = {}
     for run in smooth_runs:
         # one camera per run: consecutive frames of one drive and camera share a calibration
-        smoothed.update(zip(run, pipe.predict_sequence((get_image(i) for i in run), focal_px=focal(run[0]))))
+        smoothed.update(zip(run, pipe.predict_sequence((get_image(i) for i in run), focal_px=focal(run[0]),
+                                                          temporal=temporal)))
     return smoothed.__getitem__
 
 
@@ -184,6 +186,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
                    baseline: str | None = None,
                    protocol: EvalProtocol = EvalProtocol(), use_style: bool = True, device: str = "auto",
                    engine: str = "auto", focal_px: float | None = None, plots: str | Path | None = None, smooth: bool = False,
+                   temporal: TemporalSettings = TemporalSettings(),
                    breakdown: bool = False, camera_height_m: float = CAMERA_HEIGHT_M,
                    progress: bool = True) -> EvalResult:
     """Evaluate predictions (an .npy file), a model checkpoint or a baseline on a KITTI split.
@@ -192,7 +195,8 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
     the flat road seen from `camera_height_m`.
 
     `smooth` (with a checkpoint): runs of consecutive frames in the split go through predict's
-    temporal filter, to check what it does to accuracy; a split with no consecutive frames is refused.
+    temporal filter (`temporal`: its settings), to check what it does to accuracy; a split with no
+    consecutive frames is refused.
     """
     if sum(x is not None for x in (predictions, checkpoint, baseline)) != 1:
         raise DepthdaError("give exactly one of --predictions FILE, --checkpoint DIR or --baseline NAME")
@@ -217,6 +221,7 @@ def evaluate_kitti(*, data_root: str | Path | None = None, split: str | None = "
         get_pred = lambda i: BASELINES[baseline](get_gt(i).shape)  # noqa: E731
     else:
         get_pred = model_predictions(checkpoint, get_image, device, use_style, engine, focal_px, smooth_runs=runs,
+                                     temporal=temporal,
                                      focals=calibrated_focals(frames, data_root) if focal_px is None else None)
     bar = (lambda it: tqdm(it, desc="eval", unit="frame", leave=False, disable=None)) if progress else None
     names = [str(f) for f in frames]

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from depthda.errors import DepthdaError
-from depthda.infer.temporal import grey, warp_back
+from depthda.infer.temporal import TemporalFilter, TemporalSettings, grey, warp_back
 
 BRIGHTNESS_TOLERANCE = 8.0  # grey levels of 255
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -99,18 +99,17 @@ class VideoEvalResult:
 
 
 def evaluate_video(clip, pipeline, *, max_frames: int | None = None, focal_px: float | None = None,
-                   progress=None) -> VideoEvalResult:
+                   progress=None, temporal: TemporalSettings = TemporalSettings()) -> VideoEvalResult:
     """The temporal error of `pipeline`'s depth on `clip`, frame by frame and smoothed.
 
     One network pass per frame serves both: the smoothed depth is that frame's depth through the
-    same temporal filter `depthda predict` applies to video.
+    temporal filter with `temporal`'s settings (the default: those `depthda predict` applies to video).
     """
     from dataclasses import asdict
 
-    from depthda.infer.temporal import TemporalFilter
     from depthda.infer.video_io import VideoReader
 
-    raw, smooth, temporal = ConsistencyMeter(), ConsistencyMeter(), TemporalFilter()
+    raw, smooth, filtered = ConsistencyMeter(), ConsistencyMeter(), TemporalFilter(temporal)
     with contextlib.closing(VideoReader(clip, max_frames=max_frames)) as reader:
         frames = reader if progress is None else progress(reader)
         for frame in frames:
@@ -119,11 +118,11 @@ def evaluate_video(clip, pipeline, *, max_frames: int | None = None, focal_px: f
             prepared = pipeline.prepare(frame)
             working = pipeline.run_prepared(prepared[None], h, w)[0]
             raw.add(frame, pipeline.finish(working, h, w, focal_px))
-            smooth.add(frame, pipeline.finish(temporal(prepared[:hn, :wn], working), h, w, focal_px))
+            smooth.add(frame, pipeline.finish(filtered(prepared[:hn, :wn], working), h, w, focal_px))
         count = reader.frames_read
     if count < 2:
         raise DepthdaError(f"{clip}: temporal consistency needs at least 2 frames, got {count}")
-    return VideoEvalResult(str(clip), count, raw.result, smooth.result, asdict(temporal.settings))
+    return VideoEvalResult(str(clip), count, raw.result, smooth.result, asdict(temporal))
 
 
 def plot_over_time(result: VideoEvalResult, out) -> None:

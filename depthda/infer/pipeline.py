@@ -66,7 +66,7 @@ from depthda.errors import DepthdaError
 from depthda.infer.checks import check_focal, model_folders
 from depthda.infer.engine import OrtNetworks, resolve_engine
 from depthda.infer.pointcloud import CloudOptions, Intrinsics, PointCloud, depth_to_cloud
-from depthda.infer.temporal import TemporalFilter
+from depthda.infer.temporal import TemporalFilter, TemporalSettings
 from depthda.data.augment import resize_to
 from depthda.models.batch_norm import per_image_batch_norm
 from depthda.models.configs import resize_policy
@@ -355,14 +355,14 @@ class DepthPipeline(nn.Module):
         return self.finish(working, h, w, focal_px)
 
     def predict_sequence(self, frames: Iterable[np.ndarray], focal_px: float | None = None,
-                         smooth: bool = True) -> Iterator[np.ndarray]:
+                         smooth: bool = True, temporal: TemporalSettings = TemporalSettings()) -> Iterator[np.ndarray]:
         """Depth (H×W float32 metres) for the frames of one video, in order, one at a time.
 
         With `smooth`, each frame's depth goes through the motion-compensated temporal filter of
-        depthda.infer.temporal, exactly as `depthda predict` does for videos; without, every frame
-        is predicted on its own.
+        depthda.infer.temporal (with `temporal`'s settings; the default is what `depthda predict`
+        applies to videos); without, every frame is predicted on its own.
         """
-        temporal = TemporalFilter() if smooth else None
+        temporal = TemporalFilter(temporal) if smooth else None
         for frame in frames:
             frame = self.as_rgb_list([frame])[0]
             h, w = frame.shape[:2]
