@@ -248,3 +248,24 @@ def test_the_evaluations_take_other_filter_settings(tmp_path, pipe, ckpt):
     filtered = evaluate_kitti(**tiny, smooth=True)
     assert unfiltered.metrics == pytest.approx(raw.metrics, rel=1e-4)
     assert filtered.metrics["abs_rel"] != pytest.approx(raw.metrics["abs_rel"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_the_model_cards_filter_tradeoff_script_measures_every_setting(tmp_path, ckpt):
+    """checkpoints/default/filter_tradeoff.py (the model card's Video table) on the shipped clip and
+    frames; the sets it reads from --shared are left out when absent."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "checkpoints/default/filter_tradeoff.py"
+    out = tmp_path / "tradeoff.json"
+    subprocess.run([sys.executable, str(script), "--checkpoint", str(ckpt), "--shared", str(tmp_path),
+                    "--json", str(out)], check=True, capture_output=True)
+    table = json.loads(out.read_text())["table"]
+    assert list(table) == ["off (keep 0)", "shipped", "tolerance 16", "keep .85, tol 16, MEDIUM",
+                           "keep .9, tol 24, MEDIUM"]
+    assert all(set(row) == {"dashcam_3s video", "tiny median abs_rel", "tiny none abs_rel", "tiny none δ<1.25"}
+               for row in table.values())
+    assert table["keep .9, tol 24, MEDIUM"]["dashcam_3s video"] < table["off (keep 0)"]["dashcam_3s video"]
