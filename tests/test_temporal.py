@@ -262,7 +262,7 @@ def test_the_model_cards_filter_tradeoff_script_measures_every_setting(tmp_path,
     script = Path(__file__).resolve().parents[1] / "checkpoints/default/filter_tradeoff.py"
     out = tmp_path / "tradeoff.json"
     subprocess.run([sys.executable, str(script), "--checkpoint", str(ckpt), "--shared", str(tmp_path),
-                    "--json", str(out)], check=True, capture_output=True)
+                    "--json", str(out), "--frames", "4"], check=True, capture_output=True)
     table = json.loads(out.read_text())["table"]
     assert list(table) == ["off (keep 0)", "shipped", "tolerance 16", "keep .85, tol 16, MEDIUM",
                            "keep .9, tol 24, MEDIUM"]

@@ -5,7 +5,7 @@ accuracy of the filtered depth on runs of consecutive KITTI frames (`depthda eva
 median-scaled and metric; lag shows in the metric figures, which median scaling hides. Prints the
 table of MODEL_CARD.md (Video) and writes it as JSON.
 
-    python checkpoints/default/filter_tradeoff.py [--shared ../shared/data] [--json out.json]
+    python checkpoints/default/filter_tradeoff.py [--shared ../shared/data] [--json out.json] [--frames N]
 
 The queue set and the CarND clip come from --shared (not shipped); without them only the shipped
 clip and frames are measured.
@@ -47,14 +47,14 @@ def sets(shared: Path) -> tuple[dict, dict]:
             {k: v for k, v in frames.items() if Path(v["split_file"]).exists()})
 
 
-def measure(ckpt: Path, shared: Path) -> dict:
+def measure(ckpt: Path, shared: Path, frames: int | None = None) -> dict:
     pipe = DepthPipeline.from_checkpoint(ckpt)
-    clips, frames = sets(shared)
+    clips, kitti = sets(shared)
     table = {}
     for name, settings in SETTINGS.items():
-        row = {f"{clip} video": evaluate_video(path, pipe, temporal=settings).smoothed.mean
+        row = {f"{clip} video": evaluate_video(path, pipe, temporal=settings, max_frames=frames).smoothed.mean
                for clip, path in clips.items()}
-        for set_name, data in frames.items():
+        for set_name, data in kitti.items():
             for scaling in ("median", "none"):
                 r = evaluate_kitti(**data, checkpoint=ckpt, protocol=EvalProtocol(scaling=scaling), smooth=True,
                                    temporal=settings, progress=False)
@@ -78,8 +78,9 @@ def main():
     parser.add_argument("--checkpoint", type=Path, default=REPO / "checkpoints/default")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--frames", type=int, help="only the first N frames of each clip (default: all)")
     args = parser.parse_args()
-    table = measure(args.checkpoint, args.shared)
+    table = measure(args.checkpoint, args.shared, args.frames)
     print(markdown(table))
     if args.json:
         args.json.write_text(json.dumps({"settings": {k: vars(v) for k, v in SETTINGS.items()}, "table": table},
