@@ -109,7 +109,7 @@ def evaluate_video(clip, pipeline, *, max_frames: int | None = None, focal_px: f
 
     from depthda.infer.video_io import VideoReader
 
-    raw, smooth, filtered = ConsistencyMeter(), ConsistencyMeter(), TemporalFilter(temporal)
+    raw, smooth, temporal_filter = ConsistencyMeter(), ConsistencyMeter(), TemporalFilter(temporal)
     with contextlib.closing(VideoReader(clip, max_frames=max_frames)) as reader:
         frames = reader if progress is None else progress(reader)
         for frame in frames:
@@ -118,7 +118,7 @@ def evaluate_video(clip, pipeline, *, max_frames: int | None = None, focal_px: f
             prepared = pipeline.prepare(frame)
             working = pipeline.run_prepared(prepared[None], h, w)[0]
             raw.add(frame, pipeline.finish(working, h, w, focal_px))
-            smooth.add(frame, pipeline.finish(filtered(prepared[:hn, :wn], working), h, w, focal_px))
+            smooth.add(frame, pipeline.finish(temporal_filter(prepared[:hn, :wn], working), h, w, focal_px))
         count = reader.frames_read
     if count < 2:
         raise DepthdaError(f"{clip}: temporal consistency needs at least 2 frames, got {count}")

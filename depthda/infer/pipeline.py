@@ -355,21 +355,22 @@ class DepthPipeline(nn.Module):
         return self.finish(working, h, w, focal_px)
 
     def predict_sequence(self, frames: Iterable[np.ndarray], focal_px: float | None = None,
-                         smooth: bool = True, temporal: TemporalSettings = TemporalSettings()) -> Iterator[np.ndarray]:
+                         smooth: bool = True,
+                         temporal: TemporalSettings = TemporalSettings()) -> Iterator[np.ndarray]:
         """Depth (H×W float32 metres) for the frames of one video, in order, one at a time.
 
         With `smooth`, each frame's depth goes through the motion-compensated temporal filter of
         depthda.infer.temporal (with `temporal`'s settings; the default is what `depthda predict`
         applies to videos); without, every frame is predicted on its own.
         """
-        temporal = TemporalFilter(temporal) if smooth else None
+        temporal_filter = TemporalFilter(temporal) if smooth else None
         for frame in frames:
             frame = self.as_rgb_list([frame])[0]
             h, w = frame.shape[:2]
             hn, wn, _, _ = self.working_size(h, w)
             prepared = self.prepare(frame)
             working = self.run_prepared(prepared[None], h, w)[0]
-            if temporal is not None:
-                working = temporal(prepared[:hn, :wn], working)
+            if temporal_filter is not None:
+                working = temporal_filter(prepared[:hn, :wn], working)
             yield self.finish(working, h, w, focal_px)
 
