@@ -24,6 +24,7 @@ from depthda.eval.protocol import EvalProtocol
 from depthda.eval.video import evaluate_video
 from depthda.infer.pipeline import DepthPipeline
 from depthda.infer.temporal import TemporalSettings
+from depthda.utils.fsio import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 ULTRAFAST, MEDIUM = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -39,12 +40,12 @@ SETTINGS = {
 def sets(shared: Path) -> tuple[dict, dict]:
     clips = {"dashcam_3s": REPO / "data/samples/dashcam_3s.mp4",
              "carnd": shared / "dashcam_extra/carnd_vehicle_detection/test_video.mp4"}
-    frames = {"tiny": dict(data_root=REPO / "data/kitti/raw", gt="annotated",
-                           split_file=REPO / "data/splits/kitti_tiny_test_files.txt"),
-              "queue": dict(data_root=shared / "kitti_raw_queue", gt="velodyne",
-                            split_file=shared / "kitti_raw_queue/kitti_queue_files.txt")}
+    kitti = {"tiny": dict(data_root=REPO / "data/kitti/raw", gt="annotated",
+                          split_file=REPO / "data/splits/kitti_tiny_test_files.txt"),
+             "queue": dict(data_root=shared / "kitti_raw_queue", gt="velodyne",
+                           split_file=shared / "kitti_raw_queue/kitti_queue_files.txt")}
     return ({k: v for k, v in clips.items() if v.exists()},
-            {k: v for k, v in frames.items() if Path(v["split_file"]).exists()})
+            {k: v for k, v in kitti.items() if Path(v["split_file"]).exists()})
 
 
 def measure(ckpt: Path, shared: Path, frames: int | None = None) -> dict:
@@ -83,8 +84,8 @@ def main():
     table = measure(args.checkpoint, args.shared, args.frames)
     print(markdown(table))
     if args.json:
-        args.json.write_text(json.dumps({"settings": {k: vars(v) for k, v in SETTINGS.items()}, "table": table},
-                                        indent=1))
+        write_text_atomic(args.json, json.dumps({"settings": {k: vars(v) for k, v in SETTINGS.items()},
+                                                 "table": table}, indent=1))
 
 
 if __name__ == "__main__":
