@@ -15,7 +15,7 @@ import pytest
 from depthda.cli import run
 from depthda.data.gt_file import export_ground_truth
 from depthda.data.kitti import read_split
-from processes import signal_when, start
+from processes import signal_when, staging_in, start
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
@@ -74,7 +74,7 @@ def test_ctrl_c_during_predict_exits_130_and_writes_nothing(tmp_path):
     out_dir.mkdir()
     proc = start(["predict", SAMPLE, "-o", out_dir / "v.mp4", "--depth-format", "npy"])
     # Interrupt once the video is being encoded: its staging file exists beside the output.
-    code, err = signal_when(proc, lambda: any(out_dir.iterdir()), signal.SIGINT, "predict")
+    code, err = signal_when(proc, staging_in(out_dir), signal.SIGINT, "predict")
     assert code == 130
     assert err.strip().splitlines()[-1] == "depthda: interrupted"
     assert "Traceback" not in err

@@ -15,7 +15,7 @@ import pytest
 
 from depthda.cli import run
 from depthda.utils.fsio import exclusive_lock
-from processes import signal_when, start
+from processes import signal_when, staging_in, start
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "dashcam_3s.mp4"
@@ -29,9 +29,9 @@ def test_sigterm_exits_143_and_leaves_nothing(tmp_path, ckpt, command):
     out_dir.mkdir()
     args = (["predict", SAMPLE, "-o", out_dir / "v.mp4", "--depth-format", "npy", "--checkpoint", ckpt]
             if command == "predict" else
-            ["synth", "--out", out_dir / "d", "--count", "1000", "--size", "32x64", "--device", "cpu"])
-    # Terminated once the staging files exist beside the output.
-    code, err = signal_when(start(args), lambda: any(out_dir.iterdir()), signal.SIGTERM)
+            ["synth", "--out", out_dir / "d", "--count", "10000", "--size", "32x64", "--device", "cpu"])
+    # Terminated once the staging files exist beside the output (synth would take minutes).
+    code, err = signal_when(start(args), staging_in(out_dir), signal.SIGTERM)
     assert code == 143, err
     assert err.strip().splitlines()[-1] == "depthda: terminated" and "Traceback" not in err
     assert list(out_dir.iterdir()) == []
