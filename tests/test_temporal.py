@@ -34,6 +34,15 @@ def pan(n, shift=3):
     return frames, depths
 
 
+def pan_clip(path, n):
+    """The `pan` scene's n frames as an MP4 at `path` (10 fps), for the evaluations that read video."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+    for f in pan(n)[0]:
+        writer.write(f)
+    writer.release()
+    return path
+
+
 def score(frames, depths):
     meter = ConsistencyMeter()
     for f, d in zip(frames, depths):
@@ -157,12 +166,7 @@ def test_eval_video_cli_reports_both_outputs(tmp_path, ckpt, capsys):
 
     from depthda.cli import run
 
-    clip = tmp_path / "pan.mp4"
-    frames, _ = pan(6)
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
-    for f in frames:
-        writer.write(f)
-    writer.release()
+    clip = pan_clip(tmp_path / "pan.mp4", 6)
     out = tmp_path / "tc.json"
     assert run(["eval", "video", str(clip), "--checkpoint", str(ckpt), "--json", str(out),
                 "--plot", str(tmp_path / "tc.png")]) == 0
@@ -228,11 +232,7 @@ def test_the_evaluations_take_other_filter_settings(tmp_path, pipe, ckpt):
     from depthda.eval.protocol import EvalProtocol
     from depthda.eval.video import evaluate_video
 
-    clip = tmp_path / "pan.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
-    for f in pan(6)[0]:
-        writer.write(f)
-    writer.release()
+    clip = pan_clip(tmp_path / "pan.mp4", 6)
     off, shipped, strong = (evaluate_video(clip, pipe, temporal=TemporalSettings(keep=k))
                             for k in (0.0, TemporalSettings().keep, 0.9))
     assert off.smoothed.errors == pytest.approx(off.per_frame.errors, rel=1e-4)
